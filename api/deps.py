@@ -1,0 +1,62 @@
+"""Dependency aliases for the routes: settings, a database session, the artifact storage, the tenant.
+
+    @router.get("/things/{id}")
+    def get_thing(id: str, session: SessionDep, tenant: CurrentTenant) -> ThingPublic: ...
+
+`CurrentTenant` is the id of the tenant whose API key came as `Authorization: Bearer <key>`; a missing,
+unknown or revoked key is a 401 with `WWW-Authenticate: Bearer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from core.auth import resolve_api_key
+from core.errors import Unauthorized
+from core.settings import Settings
+
+__all__ = ["SettingsDep", "SessionDep", "StorageDep", "CurrentTenant", "bearer_scheme"]
+
+
+def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    session: Session = request.app.state.sessionmaker()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def get_storage(request: Request) -> Any:
+    return request.app.state.storage
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+SessionDep = Annotated[Session, Depends(get_session)]
+StorageDep = Annotated[Any, Depends(get_storage)]  # core.storage.Storage
+
+bearer_scheme = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer st_...`")
+
+
+def get_current_tenant(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> str:
+    if credentials is None or not credentials.credentials:
+        raise Unauthorized("missing API key: send `Authorization: Bearer <key>`")
+    tenant_id = resolve_api_key(session, credentials.credentials.strip())
+    session.rollback()  # end the read transaction; the route starts its own
+    if tenant_id is None:
+        raise Unauthorized("invalid or revoked API key")
+    return tenant_id
+
+
+CurrentTenant = Annotated[str, Depends(get_current_tenant)]

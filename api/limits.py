@@ -1,0 +1,109 @@
+"""Request body bounds, enforced while the body streams in (pure ASGI, nothing is buffered here).
+
+- multipart/form-data (uploads): at most `max_upload_bytes` plus a little multipart overhead; the upload
+  route then checks the file itself against `max_upload_bytes` exactly while copying it.
+- every other body (JSON): at most `max_json_bytes`.
+
+A declared `Content-Length` over the bound is refused with 413 before a byte is read; a body without one
+(chunked) is counted as it arrives and refused as soon as it passes the bound. The refusal is an
+`HTTPException(413)` raised from `receive()`, so FastAPI passes it to the one error mapping
+(`api/errors.py`), and any spooled upload parts are dropped with the request (nothing left on disk).
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import error_body
+
+__all__ = ["BodyLimitMiddleware", "BodyTooLarge", "MULTIPART_OVERHEAD"]
+
+MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and the small form fields
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, limit: int, what: str) -> None:
+        super().__init__(status_code=413, detail=f"the {what} is larger than the limit of {limit} bytes")
+        self.limit = limit
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app: ASGIApp, *, max_json_bytes: int, max_upload_bytes: int) -> None:
+        self.app = app
+        self.max_json_bytes = max_json_bytes
+        self.max_upload_bytes = max_upload_bytes
+
+    def _bound(self, scope: Scope) -> tuple[int, str]:
+        content_type = ""
+        for name, value in scope.get("headers", ()):
+            if name == b"content-type":
+                content_type = value.decode("latin-1").lower()
+                break
+        if content_type.startswith("multipart/form-data"):
+            return self.max_upload_bytes + MULTIPART_OVERHEAD, "upload"
+        return self.max_json_bytes, "request body"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        limit, what = self._bound(scope)
+        declared = None
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = None
+                break
+        if declared is not None and declared > limit:
+            await _reject(send, limit, what)
+            return
+
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit, what)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:
+            if started:
+                raise
+            await _reject(send, limit, what)
+
+
+async def _reject(send: Send, limit: int, what: str) -> None:
+    body = json.dumps(
+        error_body(
+            "payload_too_large", f"the {what} is larger than the limit of {limit} bytes", {"limit": limit}
+        )
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,81 @@
+"""The FastAPI application factory.
+
+    uvicorn --factory api.main:create_app          # what `simtrain serve` and `simtrain dev` run
+
+Nothing is created at import time: `create_app(settings)` builds the engine, the storage, the metrics
+and the routes for one set of settings (tests make several apps side by side). The schema is not
+created here: run `simtrain migrate` (Alembic) first.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.limits import BodyLimitMiddleware
+from api.routes import API_PREFIX, artifacts, datasets, health, jobs, predict
+from api.routes.health import AppMetrics, MetricsMiddleware
+from api.routes.predict import ModelCache
+from core.db import make_engine, make_sessionmaker
+from core.settings import Settings, get_settings
+from core.storage import make_storage
+
+__all__ = ["create_app", "API_PREFIX"]
+
+VERSION = "0.1.0"
+
+DESCRIPTION = """
+Training as a service for classifiers whose loss knows that some mistakes are worse than others.
+
+Upload a dataset (or use `builtin:digits`), describe how alike the classes are (`similarity`) and which
+loss to train with, and follow the job. Every `/v1` route needs `Authorization: Bearer <API key>`.
+Errors are `{"error": {"code", "message", "details"}}`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    if settings.is_sqlite or "://" not in settings.storage_url:
+        settings.ensure_home()
+    engine = make_engine(settings.database_url)
+    storage = make_storage(settings.storage_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        engine.dispose()
+        for item in app.state.broker_check_cache.values():
+            close = getattr(item, "dispose", None) or getattr(item, "close", None)
+            if close is not None:
+                close()
+
+    app = FastAPI(
+        title="simtrain",
+        version=VERSION,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.storage = storage
+    app.state.metrics = AppMetrics()
+    app.state.model_cache = ModelCache()
+    app.state.broker_check_cache = {}
+
+    install_error_handlers(app)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_json_bytes=settings.max_json_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+
+    for module in (health, datasets, jobs, artifacts, predict):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,401 @@
+"""Training jobs: create (validated, idempotent, quota-bound), list, get, events (+ SSE), metrics, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import CurrentTenant, SessionDep, SettingsDep
+from api.routes import API_PREFIX
+from api.schemas import (
+    EpochRecord,
+    EventList,
+    EventPublic,
+    JobErrorPublic,
+    JobList,
+    JobMetricsPublic,
+    JobProgress,
+    JobPublic,
+    decode_cursor,
+    encode_cursor,
+)
+from core.dataset_store import dataset_info
+from core.db import jobs as jobstate
+from core.db.models import TERMINAL, Job, JobEpoch, JobEvent, JobStatus
+from core.errors import Conflict, NotFound, RateLimited
+from core.jobspec import JobCreate, validate_job
+from core.queue import send_train
+
+log = logging.getLogger("simtrain.api")
+
+router = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"])
+
+TERMINAL_VALUES = frozenset(s.value for s in TERMINAL)
+SSE_POLL_SECONDS = 0.5
+SSE_KEEPALIVE_SECONDS = 15.0
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="the same key with the same body returns the same job; with another body: 409",
+    ),
+]
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def request_hash(body: JobCreate) -> str:
+    canonical = json.dumps(
+        body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=True
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def get_job_row(session: Session, tenant_id: str, job_id: str) -> Job:
+    """The tenant's job, or NotFound (also for another tenant's job)."""
+    job = session.execute(
+        select(Job).where(Job.id == job_id[:64], Job.tenant_id == tenant_id)
+    ).scalar_one_or_none()
+    if job is None:
+        raise NotFound(f"job {job_id[:64]!r} not found")
+    return job
+
+
+def _seconds_per_epoch(job: Job, epoch_times: list[datetime] | None) -> float | None:
+    if epoch_times and len(epoch_times) >= 2:
+        span = (epoch_times[-1] - epoch_times[0]).total_seconds()
+        return max(span / (len(epoch_times) - 1), 0.0)
+    if job.started_at and job.epoch > 0:
+        last = epoch_times[-1] if epoch_times else job.updated_at
+        return max((last - job.started_at).total_seconds() / job.epoch, 0.0)
+    return None
+
+
+def job_public(job: Job, epoch_times: list[datetime] | None = None) -> JobPublic:
+    epochs = max(int(job.epochs or 0), 0)
+    epoch = min(max(int(job.epoch or 0), 0), epochs) if epochs else int(job.epoch or 0)
+    if job.status == JobStatus.succeeded.value:
+        fraction = 1.0
+    else:
+        fraction = (epoch / epochs) if epochs else 0.0
+    eta = None
+    if job.status == JobStatus.running.value:
+        per_epoch = _seconds_per_epoch(job, epoch_times)
+        if per_epoch is not None:
+            eta = round(per_epoch * max(epochs - epoch, 0), 1)
+    error = None
+    if job.error_code:
+        error = JobErrorPublic(code=job.error_code, message=job.error_message or "")
+    spec = dict(job.spec or {})
+    return JobPublic(
+        id=job.id,
+        status=job.status,
+        dataset=job.dataset_ref,
+        classes=list(spec.get("classes") or []),
+        spec=spec,
+        progress=JobProgress(
+            epoch=epoch, epochs=epochs, fraction=min(max(fraction, 0.0), 1.0), eta_seconds=eta
+        ),
+        latest_metrics=job.latest_metrics,
+        final_metrics=job.final_metrics,
+        error=error,
+        attempts=job.attempts,
+        max_attempts=job.max_attempts,
+        device=job.device,
+        train_seconds=job.train_seconds,
+        cancel_requested=bool(job.cancel_requested),
+        idempotency_key=job.idempotency_key,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        dispatched_at=job.dispatched_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )
+
+
+def _epoch_times(session: Session, job: Job) -> list[datetime]:
+    rows = (
+        session.execute(
+            select(JobEpoch.created_at)
+            .where(JobEpoch.job_id == job.id)
+            .order_by(JobEpoch.epoch.desc())
+            .limit(20)
+        )
+        .scalars()
+        .all()
+    )
+    return sorted(rows)
+
+
+def _replay(existing: Job, body_hash: str) -> Job:
+    if existing.request_hash != body_hash:
+        raise Conflict(
+            "this Idempotency-Key was used with a different request body",
+            details={"job_id": existing.id, "field": "Idempotency-Key"},
+        )
+    return existing
+
+
+def _find_by_key(session: Session, tenant: str, key: str) -> Job | None:
+    return session.execute(
+        select(Job).where(Job.tenant_id == tenant, Job.idempotency_key == key)
+    ).scalar_one_or_none()
+
+
+def _dispatch(session: Session, job_id: str, settings) -> None:
+    """Send the training task; when the broker is down the job stays queued for the reconciler."""
+    try:
+        send_train(job_id, settings)
+    except Exception as exc:  # noqa: BLE001 - any broker failure: the reconciler sends it later
+        log.warning("could not dispatch job %s: %s", job_id, exc)
+        jobstate.add_event(
+            session,
+            job_id,
+            "warning",
+            "the broker is unreachable; the job stays queued and is sent when it is back",
+            {"reason": f"{type(exc).__name__}: {str(exc)[:300]}"},
+        )
+    else:
+        jobstate.mark_dispatched(session, job_id)
+    session.commit()
+
+
+# ------------------------------------------------------------------------------------------------- routes
+
+
+@router.post(
+    "",
+    response_model=JobPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": JobPublic, "description": "replay of an Idempotency-Key: the job created before"},
+        404: {"description": "the dataset does not exist (for this tenant)"},
+        409: {"description": "the Idempotency-Key was used with another body"},
+        422: {"description": "the spec cannot be used; `details[].field` names the field"},
+        429: {"description": "too many queued or running jobs; see Retry-After"},
+    },
+)
+def create_job(
+    body: JobCreate,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    tenant: CurrentTenant,
+    idempotency_key: IdempotencyKey = None,
+) -> JobPublic:
+    body_hash = request_hash(body)
+    if idempotency_key is not None:
+        existing = _find_by_key(session, tenant, idempotency_key)
+        if existing is not None:
+            response.status_code = status.HTTP_200_OK
+            return job_public(_replay(existing, body_hash))
+
+    info = dataset_info(session, tenant, body.dataset)
+    spec = validate_job(body, info.classes, max_epochs=settings.max_epochs)
+
+    active = session.execute(
+        select(func.count()).select_from(Job).where(Job.tenant_id == tenant, Job.status.in_(jobstate.ACTIVE))
+    ).scalar_one()
+    if active >= settings.max_active_jobs_per_tenant:
+        raise RateLimited(
+            f"{active} jobs are queued or running, the limit is {settings.max_active_jobs_per_tenant}; "
+            "retry when some have finished",
+            retry_after=30,
+        )
+
+    try:
+        job = jobstate.create_job(
+            session,
+            tenant_id=tenant,
+            dataset_ref=body.dataset,
+            spec=spec,
+            epochs=body.training.epochs,
+            max_attempts=settings.max_attempts,
+            idempotency_key=idempotency_key,
+            request_hash=body_hash,
+        )
+        session.commit()
+    except IntegrityError:  # the same Idempotency-Key at the same moment: the other request won
+        session.rollback()
+        existing = _find_by_key(session, tenant, idempotency_key) if idempotency_key else None
+        if existing is None:
+            raise
+        response.status_code = status.HTTP_200_OK
+        return job_public(_replay(existing, body_hash))
+
+    _dispatch(session, job.id, settings)
+    session.refresh(job)
+    return job_public(job)
+
+
+@router.get("", response_model=JobList)
+def list_jobs(
+    session: SessionDep,
+    tenant: CurrentTenant,
+    status_: Annotated[JobStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> JobList:
+    query = select(Job).where(Job.tenant_id == tenant)
+    if status_ is not None:
+        query = query.where(Job.status == status_.value)
+    if cursor:
+        created, last_id = decode_cursor(cursor)
+        query = query.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < last_id)))
+    rows = (
+        session.execute(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)).scalars().all()
+    )
+    next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
+    return JobList(items=[job_public(r) for r in rows[:limit]], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobPublic)
+def get_job(job_id: str, session: SessionDep, tenant: CurrentTenant) -> JobPublic:
+    job = get_job_row(session, tenant, job_id)
+    times = _epoch_times(session, job) if job.status == JobStatus.running.value else None
+    return job_public(job, times)
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={409: {"description": "the job has already ended (its status is named)"}},
+)
+def cancel_job(job_id: str, session: SessionDep, tenant: CurrentTenant) -> JobPublic:
+    job = get_job_row(session, tenant, job_id)
+    if job.status in TERMINAL_VALUES:
+        raise Conflict(f"job {job.id} is already {job.status}", details={"status": job.status})
+    new_status = jobstate.request_cancel(session, job.id)
+    if new_status in TERMINAL_VALUES and new_status != JobStatus.cancelled.value:
+        raise Conflict(f"job {job.id} is already {new_status}", details={"status": new_status})
+    session.refresh(job)
+    return job_public(job)
+
+
+def _event_public(e: JobEvent) -> EventPublic:
+    return EventPublic(id=e.id, kind=e.kind, message=e.message or "", data=e.data, created_at=e.created_at)
+
+
+def _events_after(session: Session, job_id: str, after: int, limit: int) -> list[JobEvent]:
+    return list(
+        session.execute(
+            select(JobEvent)
+            .where(JobEvent.job_id == job_id, JobEvent.id > after)
+            .order_by(JobEvent.id)
+            .limit(limit)
+        ).scalars()
+    )
+
+
+@router.get("/{job_id}/events", response_model=EventList)
+def list_events(
+    job_id: str,
+    session: SessionDep,
+    tenant: CurrentTenant,
+    after: Annotated[int, Query(ge=0, description="only events with a larger id")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> EventList:
+    job = get_job_row(session, tenant, job_id)
+    events = _events_after(session, job.id, after, limit)
+    return EventList(
+        items=[_event_public(e) for e in events], last_id=events[-1].id if events else after or None
+    )
+
+
+def _sse(event: EventPublic) -> str:
+    data = json.dumps(event.model_dump(mode="json"), separators=(",", ":"))
+    return f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n"
+
+
+@router.get(
+    "/{job_id}/events/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}},
+)
+async def stream_events(
+    job_id: str,
+    request: Request,
+    session: SessionDep,
+    tenant: CurrentTenant,
+    after: Annotated[int, Query(ge=0)] = 0,
+    max_seconds: Annotated[
+        float, Query(gt=0, le=3600, description="the stream ends after this long")
+    ] = 600.0,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
+) -> StreamingResponse:
+    """The job's events as Server-Sent Events (`id:` lines; send `Last-Event-ID` to resume).
+
+    Ends after the terminal state event, or after `max_seconds` (an `event: timeout` line)."""
+    job = await run_in_threadpool(get_job_row, session, tenant, job_id)
+    start = after
+    if last_event_id and last_event_id.strip().isdigit():
+        start = max(start, int(last_event_id.strip()))
+    factory = request.app.state.sessionmaker
+    the_job_id = job.id
+
+    def poll(last: int) -> tuple[list[EventPublic], str | None]:
+        with factory() as s:
+            events = [_event_public(e) for e in _events_after(s, the_job_id, last, 200)]
+            st = s.execute(select(Job.status).where(Job.id == the_job_id)).scalar_one_or_none()
+        return events, st
+
+    async def generate():
+        last = start
+        deadline = time.monotonic() + max_seconds
+        last_sent = time.monotonic()
+        yield "retry: 2000\n\n"
+        while True:
+            events, st = await run_in_threadpool(poll, last)
+            for event in events:
+                yield _sse(event)
+                last = event.id
+                last_sent = time.monotonic()
+                if event.kind == "state" and (event.data or {}).get("status") in TERMINAL_VALUES:
+                    return
+            if not events and (st is None or st in TERMINAL_VALUES):
+                return
+            if time.monotonic() >= deadline:
+                yield f"event: timeout\ndata: {json.dumps({'after': last})}\n\n"
+                return
+            if time.monotonic() - last_sent >= SSE_KEEPALIVE_SECONDS:
+                yield ": keepalive\n\n"
+                last_sent = time.monotonic()
+            if await request.is_disconnected():
+                return
+            if not events:
+                await asyncio.sleep(SSE_POLL_SECONDS)
+
+    return StreamingResponse(
+        generate(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/{job_id}/metrics", response_model=JobMetricsPublic)
+def job_metrics(job_id: str, session: SessionDep, tenant: CurrentTenant) -> JobMetricsPublic:
+    job = get_job_row(session, tenant, job_id)
+    rows = session.execute(
+        select(JobEpoch).where(JobEpoch.job_id == job.id).order_by(JobEpoch.epoch)
+    ).scalars()
+    return JobMetricsPublic(
+        job_id=job.id,
+        epochs=[EpochRecord(epoch=r.epoch, created_at=r.created_at, metrics=r.record or {}) for r in rows],
+        final=job.final_metrics,
+    )

@@ -1,0 +1,209 @@
+"""Public (response) schemas of the REST API, separate from what clients send.
+
+What clients send: `core.jobspec.JobCreate` (POST /v1/jobs), `PredictRequest`, and the upload form
+(`file`, `name`, `label_column`, bounded in the route). Every string field has a length limit.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.errors import InvalidInput
+
+__all__ = [
+    "Message",
+    "HealthPublic",
+    "DatasetPublic",
+    "DatasetList",
+    "BuiltinDatasetPublic",
+    "BuiltinDatasetList",
+    "JobProgress",
+    "JobErrorPublic",
+    "JobPublic",
+    "JobList",
+    "EventPublic",
+    "EventList",
+    "EpochRecord",
+    "JobMetricsPublic",
+    "ArtifactPublic",
+    "ArtifactList",
+    "PredictRequest",
+    "PredictPublic",
+    "encode_cursor",
+    "decode_cursor",
+]
+
+
+# ------------------------------------------------------------------------------ opaque keyset cursors
+
+
+def encode_cursor(created_at: datetime, row_id: str) -> str:
+    """An opaque cursor for keyset pagination over (created_at, id), newest first."""
+    raw = json.dumps([created_at.astimezone(UTC).isoformat(), row_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, field: str = "cursor") -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, row_id = json.loads(raw)
+        when = datetime.fromisoformat(created)
+        if when.tzinfo is None or not isinstance(row_id, str) or len(row_id) > 64:
+            raise ValueError("bad cursor")
+        return when, row_id
+    except (ValueError, TypeError, UnicodeDecodeError) as e:
+        raise InvalidInput(field, "not a cursor returned by this API") from e
+
+
+class Message(BaseModel):
+    message: str = Field(max_length=1000)
+
+
+class HealthPublic(BaseModel):
+    status: str = Field(max_length=32)
+    checks: dict[str, str] = Field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------- datasets
+
+
+class DatasetPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str = Field(max_length=36)
+    name: str = Field(max_length=200)
+    format: str = Field(max_length=16, description="npz, csv, parquet or zip")
+    classes: list[str]
+    class_counts: list[int]
+    num_classes: int
+    num_samples: int
+    feature_shape: list[int]
+    sha256: str = Field(max_length=64, description="SHA-256 of the uploaded file")
+    size_bytes: int = Field(description="size of the uploaded file")
+    stored_bytes: int = Field(description="size of the stored canonical .npz")
+    created_at: datetime
+
+
+class DatasetList(BaseModel):
+    items: list[DatasetPublic]
+    next_cursor: str | None = Field(default=None, max_length=200)
+
+
+class BuiltinDatasetPublic(BaseModel):
+    ref: str = Field(max_length=100, description="what to pass as `dataset` in a job, e.g. builtin:digits")
+    name: str = Field(max_length=100)
+    description: str = Field(default="", max_length=1000)
+    classes: list[str] | None = None
+    num_samples: int | None = None
+    feature_shape: list[int] | None = None
+
+
+class BuiltinDatasetList(BaseModel):
+    items: list[BuiltinDatasetPublic]
+
+
+# -------------------------------------------------------------------------------------------------- jobs
+
+
+class JobProgress(BaseModel):
+    epoch: int = Field(description="epochs completed")
+    epochs: int
+    fraction: float = Field(ge=0, le=1)
+    eta_seconds: float | None = Field(
+        default=None, description="estimated from the epoch timings while running"
+    )
+
+
+class JobErrorPublic(BaseModel):
+    code: str = Field(max_length=64)
+    message: str
+
+
+class JobPublic(BaseModel):
+    id: str = Field(max_length=36)
+    status: str = Field(max_length=16)
+    dataset: str = Field(max_length=100)
+    classes: list[str] = Field(default_factory=list)
+    spec: dict[str, Any]
+    progress: JobProgress
+    latest_metrics: dict[str, Any] | None = None
+    final_metrics: dict[str, Any] | None = None
+    error: JobErrorPublic | None = None
+    attempts: int
+    max_attempts: int
+    device: str | None = Field(default=None, max_length=32)
+    train_seconds: float | None = None
+    cancel_requested: bool
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    created_at: datetime
+    updated_at: datetime
+    dispatched_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class JobList(BaseModel):
+    items: list[JobPublic]
+    next_cursor: str | None = Field(default=None, max_length=200)
+
+
+class EventPublic(BaseModel):
+    id: int
+    kind: str = Field(max_length=16, description="state, epoch, warning, ...")
+    message: str
+    data: dict[str, Any] | None = None
+    created_at: datetime
+
+
+class EventList(BaseModel):
+    items: list[EventPublic]
+    last_id: int | None = Field(default=None, description="pass as `after` to get the next events")
+
+
+class EpochRecord(BaseModel):
+    epoch: int
+    created_at: datetime
+    metrics: dict[str, Any]
+
+
+class JobMetricsPublic(BaseModel):
+    job_id: str = Field(max_length=36)
+    epochs: list[EpochRecord]
+    final: dict[str, Any] | None = None
+
+
+class ArtifactPublic(BaseModel):
+    name: str = Field(max_length=64)
+    size_bytes: int
+    sha256: str = Field(max_length=64)
+    content_type: str = Field(max_length=100)
+    created_at: datetime
+
+
+class ArtifactList(BaseModel):
+    items: list[ArtifactPublic]
+
+
+# ----------------------------------------------------------------------------------------------- predict
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: list[Any] = Field(
+        min_length=1,
+        max_length=100_000,
+        description="rows of feature values: flat (prod(feature_shape) numbers) or nested as the dataset's "
+        "feature shape; at most `SIMTRAIN_MAX_PREDICT_ROWS` rows",
+    )
+
+
+class PredictPublic(BaseModel):
+    classes: list[str]
+    probabilities: list[list[float]]
+    predictions: list[str]

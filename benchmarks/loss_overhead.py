@@ -1,0 +1,160 @@
+"""Loss overhead benchmark: forward + backward of every loss kind vs torch.nn.functional.cross_entropy.
+
+For N = 4096 rows and C in {10, 100, 1000} classes it times loss(logits, targets).backward() for each
+kind (built by core.losses.build_loss with a dense ordinal similarity, a two-level hierarchy for
+hierarchical_xe) and for F.cross_entropy in the same run, interleaved round-robin, and reports the
+median time of each as a ratio to cross-entropy's median. It prints a markdown table and writes the
+"Loss overhead" section of docs/benchmarks.md (date, machine, torch version, ratios), replacing the
+previous one and leaving the rest of the file alone.
+
+    python benchmarks/loss_overhead.py                      # CPU, writes docs/benchmarks.md
+    python benchmarks/loss_overhead.py --device cuda        # on a GPU
+    python benchmarks/loss_overhead.py --repeats 50 --no-write
+
+Target: simloss, soft_labels and expected_cost within 1.5x cross-entropy at every C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core.losses import LOSS_KINDS, build_loss  # noqa: E402
+
+TARGETS = {"simloss": 1.5, "soft_labels": 1.5, "expected_cost": 1.5}
+SECTION = "Loss overhead"
+
+
+def _specs(c: int) -> dict[str, tuple[dict, dict | None]]:
+    classes = [f"c{i}" for i in range(c)]
+    ordinal = {"kind": "ordinal", "reduction_factor": 0.9}
+    groups = max(2, round(c ** 0.5))
+    tree = {"kind": "hierarchy", "parents": {name: f"g{i % groups}" for i, name in enumerate(classes)}}
+    out: dict[str, tuple[dict, dict | None]] = {}
+    for kind in LOSS_KINDS:
+        if kind == "combined":
+            spec = {"kind": "combined", "components": [{"weight": 0.7, "loss": {"kind": "cross_entropy"}},
+                                                       {"weight": 0.3, "loss": {"kind": "expected_value"}}]}
+        else:
+            spec = {"kind": kind}
+        out[kind] = (spec, tree if kind == "hierarchical_xe" else ordinal)
+    return out
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench(c: int, n: int, repeats: int, device: torch.device, kinds: list[str]) -> dict[str, float]:
+    """Median seconds of forward + backward per kind (plus "F.cross_entropy") at C = c."""
+    classes = [f"c{i}" for i in range(c)]
+    g = torch.Generator().manual_seed(c)
+    logits = torch.randn(n, c, generator=g).to(device).requires_grad_(True)
+    targets = torch.randint(0, c, (n,), generator=g).to(device)
+    fns = {"F.cross_entropy": lambda z, y: F.cross_entropy(z, y)}
+    for kind, (spec, sim_spec) in _specs(c).items():
+        if kind in kinds:
+            fns[kind] = build_loss(spec, None, classes, sim_spec).to(device)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for r in range(repeats + 3):  # 3 warm-up rounds
+        for name, fn in fns.items():
+            logits.grad = None
+            _sync(device)
+            t = time.perf_counter()
+            fn(logits, targets).backward()
+            _sync(device)
+            if r >= 3:
+                times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def machine(device: torch.device) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = (f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} CPUs "
+            f"({torch.get_num_threads()} torch threads), Python {platform.python_version()}, torch {torch.__version__}")
+    if device.type == "cuda":
+        text += f", GPU {torch.cuda.get_device_name(device)}"
+    return text
+
+
+def table(results: dict[int, dict[str, float]], kinds: list[str]) -> str:
+    sizes = sorted(results)
+    lines = ["| loss | " + " | ".join(f"C = {c}" for c in sizes) + " |",
+             "| --- | " + " | ".join("---:" for _ in sizes) + " |",
+             "| F.cross_entropy (ms) | " + " | ".join(f"{results[c]['F.cross_entropy'] * 1e3:.3f}" for c in sizes) + " |"]
+    for kind in kinds:
+        cells = []
+        for c in sizes:
+            ratio = results[c][kind] / results[c]["F.cross_entropy"]
+            flag = " ✗" if kind in TARGETS and ratio > TARGETS[kind] else ""
+            cells.append(f"{ratio:.2f}x{flag}")
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_section(path: Path, body: str) -> None:
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    section = f"## {SECTION}\n\n{body.strip()}\n"
+    pattern = re.compile(rf"^## {re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip() + "\n"
+    else:
+        text = text.rstrip() + "\n\n" + section
+    path.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    ap.add_argument("--n", type=int, default=4096, help="rows per batch (default 4096)")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000], help="class counts")
+    ap.add_argument("--repeats", type=int, default=30, help="timed rounds per size (median is reported)")
+    ap.add_argument("--kinds", nargs="+", default=list(LOSS_KINDS), choices=list(LOSS_KINDS))
+    ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    ap.add_argument("--no-write", action="store_true", help="only print the table")
+    args = ap.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda but no CUDA device is available")
+    kinds = [k for k in LOSS_KINDS if k in args.kinds]
+    results = {c: bench(c, args.n, args.repeats, device, kinds) for c in args.sizes}
+    tbl = table(results, kinds)
+    missed = [f"{k} at C = {c}" for c in results for k in TARGETS
+              if k in kinds and results[c][k] / results[c]["F.cross_entropy"] > TARGETS[k]]
+    print(tbl)
+    print("\ntargets (<= 1.5x): " + ("all met" if not missed else "missed: " + ", ".join(missed)))
+    if not args.no_write:
+        body = (f"`python benchmarks/loss_overhead.py --device {device.type}` on {dt.date.today().isoformat()}; "
+                f"{machine(device)}.\n\n"
+                f"Forward + backward of each loss on N = {args.n} rows, median of {args.repeats} interleaved "
+                f"rounds, as a ratio to `torch.nn.functional.cross_entropy` in the same run (its absolute time "
+                f"in the first row). Target: simloss, soft_labels and expected_cost <= 1.5x (✗ marks a miss).\n\n"
+                f"{tbl}\n")
+        write_section(args.doc, body)
+        print(f"wrote the '{SECTION}' section of {args.doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

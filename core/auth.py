@@ -1,0 +1,54 @@
+"""API keys: `st_` + 40 random url-safe characters, stored only as a SHA-256 hash.
+
+    key = create_api_key(session, tenant_name="acme")   # shown once
+    tenant_id = resolve_api_key(session, key)            # None when unknown or revoked
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.db.models import ApiKey, Tenant
+from core.db.types import now
+
+__all__ = ["hash_key", "create_api_key", "resolve_api_key", "revoke_api_key", "KEY_PREFIX"]
+
+KEY_PREFIX = "st_"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def create_api_key(s: Session, tenant_name: str, key_name: str = "") -> str:
+    tenant = s.execute(select(Tenant).where(Tenant.name == tenant_name)).scalar_one_or_none()
+    if tenant is None:
+        tenant = Tenant(name=tenant_name)
+        s.add(tenant)
+        s.flush()
+    key = KEY_PREFIX + secrets.token_urlsafe(30)
+    s.add(ApiKey(tenant_id=tenant.id, name=key_name, key_hash=hash_key(key)))
+    s.commit()
+    return key
+
+
+def resolve_api_key(s: Session, key: str) -> str | None:
+    if not key.startswith(KEY_PREFIX) or len(key) > 200:
+        return None
+    row = s.execute(select(ApiKey).where(ApiKey.key_hash == hash_key(key))).scalar_one_or_none()
+    if row is None or row.revoked_at is not None:
+        return None
+    return row.tenant_id
+
+
+def revoke_api_key(s: Session, key: str) -> bool:
+    row = s.execute(select(ApiKey).where(ApiKey.key_hash == hash_key(key))).scalar_one_or_none()
+    if row is None:
+        return False
+    row.revoked_at = now()
+    s.commit()
+    return True

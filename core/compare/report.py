@@ -1,0 +1,429 @@
+"""The report of a comparison, built from its children's stored metrics, epochs and predictions.
+
+    report = comparison_report(session, storage, comparison)     # all children terminal
+    report["variants"]["simloss"]["metrics"]["accuracy"]        # {"mean", "std", "n", "values"}
+    report["variants"]["simloss"]["differences"]["mistake_severity"]
+        # {"diff", "ci_low", "ci_high", "distinguishable", "better", "improved", "per_seed", ...}
+
+What it holds (every float finite or None, so it stores as JSON on PostgreSQL too):
+
+- `runs`: one entry per child job: variant, seed, job_id, status, error, the final metrics as stored
+  (confusion matrix left out), epochs completed.
+- `variants[name]`: `metrics`: every scalar metric of the succeeded runs as mean +- std (ddof 1) over
+  seeds; `confusion_matrix`: summed over seeds; `curves`: per epoch, the mean over seeds of the train
+  loss and the validation loss / accuracy / similarity metrics; and, for every variant but the baseline,
+  `differences`: per headline metric the paired difference variant - baseline. Its point estimate and
+  bootstrap CI are over the validation samples pooled over seeds (each seed's variant paired with the
+  baseline of the same seed, which saw the same split; the bootstrap resamples within each seed);
+  `baseline_value` / `variant_value` are the pooled statistics, `per_seed` lists the differences of the
+  stored metrics seed by seed. `distinguishable`: the CI excludes 0; `improved`: distinguishable in the
+  metric's good direction (`better`: "higher" / "lower"); `worse`: distinguishable the other way.
+- `headline`: the headline metrics that apply to this spec (accuracy, mistake_severity,
+  mean_similarity, then mean_class_distance for ordinal and group_accuracy for groups/hierarchy specs).
+- `similarity`: the C x C matrix, and confusion matrices, only while C <= MAX_MATRIX_CLASSES.
+
+Per-sample statistics mirror `core.metrics.evaluate` (pred = argmax of the stored probabilities):
+accuracy = mean 1[pred = y]; mean_similarity = mean S[y, pred]; mistake_severity = sum (1 - S[y, pred])
+over mistakes / number of mistakes; mean_class_distance = mean |v_y - v_pred| (shorter way round when
+cyclic); group_accuracy = mean 1[group(pred) = group(y)]. Pooled over seeds of equal validation size,
+a mean statistic equals the mean over seeds of the stored metric.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from core.compare.stats import mean_std, paired_bootstrap_many
+
+__all__ = [
+    "HEADLINE",
+    "HIGHER_IS_BETTER",
+    "MAX_MATRIX_CLASSES",
+    "REPORT_VERSION",
+    "ChildRun",
+    "build_report",
+    "comparison_report",
+    "load_children",
+    "per_sample_statistics",
+]
+
+REPORT_VERSION = 1
+HEADLINE = ("accuracy", "mistake_severity", "mean_similarity", "mean_class_distance", "group_accuracy")
+HIGHER_IS_BETTER = {
+    "accuracy": True,
+    "top2_accuracy": True,
+    "top5_accuracy": True,
+    "macro_f1": True,
+    "mean_similarity": True,
+    "group_accuracy": True,
+    "mistake_severity": False,
+    "mean_class_distance": False,
+    "nll": False,
+    "ece": False,
+    "loss": False,
+}
+MAX_MATRIX_CLASSES = 100
+CURVE_KEYS = ("loss", "accuracy", "mean_similarity", "mistake_severity", "mean_class_distance", "group_accuracy")
+_SKIP_METRICS = {"confusion_matrix", "count"}
+
+
+@dataclass
+class ChildRun:
+    """One child job as the report sees it."""
+
+    job_id: str
+    variant: str
+    seed: int
+    status: str
+    metrics: dict[str, Any] | None = None  # the job's final metrics (evaluate(...) + "loss")
+    history: list[dict[str, Any]] = field(default_factory=list)  # epoch records, in epoch order
+    predictions: dict[str, np.ndarray] | None = None  # indices, targets, probs
+    error: dict[str, Any] | None = None
+    epochs_completed: int | None = None
+
+
+# ----------------------------------------------------------------------------------------- statistics
+
+
+def _clean(x: Any) -> Any:
+    """JSON-safe copy: non-finite floats become None, numpy scalars become python numbers."""
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _clean(x.tolist())
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(float(x)) else None
+    return x
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def per_sample_statistics(
+    targets: np.ndarray,
+    probs: np.ndarray,
+    similarity: np.ndarray,
+    values: np.ndarray | None = None,
+    period: float | None = None,
+    groups: list[int] | None = None,
+) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """{metric: (per-sample numerator, per-sample denominator or None)}; see the module docstring."""
+    y = np.asarray(targets, dtype=np.int64)
+    pred = np.asarray(probs).argmax(axis=1)
+    s = np.asarray(similarity, dtype=np.float64)[y, pred]
+    correct = (pred == y).astype(np.float64)
+    wrong = 1.0 - correct
+    out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {
+        "accuracy": (correct, None),
+        "mistake_severity": ((1.0 - s) * wrong, wrong),
+        "mean_similarity": (s, None),
+    }
+    if values is not None:
+        v = np.asarray(values, dtype=np.float64)
+        d = np.abs(v[y] - v[pred])
+        if period is not None:
+            d = np.remainder(d, period)
+            d = np.minimum(d, period - d)
+        out["mean_class_distance"] = (d, None)
+    if groups is not None:
+        g = np.asarray(groups)
+        out["group_accuracy"] = ((g[y] == g[pred]).astype(np.float64), None)
+    return out
+
+
+def similarity_info(similarity_spec: Any, classes: list[str]):
+    """(S as float64 numpy C x C, ordinal values or None, cyclic period or None, groups or None)."""
+    from core.similarity import build_similarity, class_groups, class_values
+
+    c = len(classes)
+    if similarity_spec is None:
+        return np.eye(c), None, None, None
+    sim = build_similarity(similarity_spec, classes).detach().cpu().numpy().astype(np.float64)
+    values, period = class_values(similarity_spec, classes)
+    groups = class_groups(similarity_spec, classes)
+    return sim, (None if values is None else values.detach().cpu().numpy()), period, groups
+
+
+def _aligned(base: dict[str, np.ndarray], other: dict[str, np.ndarray]):
+    """The two runs' (targets, probs) restricted to their common validation samples, in one order."""
+    ib, io_ = np.asarray(base["indices"]), np.asarray(other["indices"])
+    if ib.shape == io_.shape and np.array_equal(ib, io_):
+        return base["targets"], base["probs"], other["targets"], other["probs"]
+    _common, pb, po = np.intersect1d(ib, io_, return_indices=True)
+    return base["targets"][pb], base["probs"][pb], other["targets"][po], other["probs"][po]
+
+
+def _curves(runs: list[ChildRun]) -> dict[str, list]:
+    by_epoch: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        for rec in run.history:
+            epoch = rec.get("epoch")
+            if not isinstance(epoch, int):
+                continue
+            train = rec.get("train") or {}
+            val = rec.get("val") or {}
+            if _is_number(train.get("loss")):
+                by_epoch[epoch]["train_loss"].append(float(train["loss"]))
+            for key in CURVE_KEYS:
+                if _is_number(val.get(key)):
+                    by_epoch[epoch][f"val_{key}"].append(float(val[key]))
+    epochs = sorted(by_epoch)
+    keys = sorted({k for e in epochs for k in by_epoch[e]})
+    out: dict[str, list] = {"epoch": epochs}
+    for k in keys:
+        out[k] = [float(np.mean(by_epoch[e][k])) if by_epoch[e].get(k) else None for e in epochs]
+    return out
+
+
+# --------------------------------------------------------------------------------------------- report
+
+
+def build_report(
+    runs: list[ChildRun],
+    *,
+    classes: list[str],
+    similarity_spec: Any,
+    seeds: list[int],
+    variants: list[str],
+    baseline: str = "baseline",
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    bootstrap_seed: int = 0,
+) -> dict[str, Any]:
+    """The comparison report (see the module docstring) from its child runs."""
+    sim, values, period, groups = similarity_info(similarity_spec, classes)
+    c = len(classes)
+    probe = per_sample_statistics(np.zeros(1, dtype=np.int64), np.eye(c)[:1], sim, values, period, groups)
+    headline = [m for m in HEADLINE if m in probe]
+
+    by_key = {(r.variant, r.seed): r for r in runs}
+    ok = [r for r in runs if r.status == "succeeded" and r.metrics is not None]
+    report_variants: dict[str, Any] = {}
+    for name in variants:
+        mine = sorted((r for r in ok if r.variant == name), key=lambda r: r.seed)
+        all_mine = sorted((r for r in runs if r.variant == name), key=lambda r: r.seed)
+        keys = sorted(
+            {
+                k
+                for r in mine
+                for k, v in r.metrics.items()
+                if k not in _SKIP_METRICS and (_is_number(v) or v is None)
+            }
+        )
+        entry: dict[str, Any] = {
+            "job_ids": [r.job_id for r in all_mine],
+            "runs": len(all_mine),
+            "succeeded": len(mine),
+            "metrics": {k: mean_std([r.metrics.get(k) for r in mine]) for k in keys},
+            "curves": _curves(mine),
+            "confusion_matrix": None,
+        }
+        if c <= MAX_MATRIX_CLASSES:
+            mats = [np.asarray(r.metrics.get("confusion_matrix") or []) for r in mine]
+            mats = [m for m in mats if m.shape == (c, c)]
+            if mats:
+                entry["confusion_matrix"] = np.sum(mats, axis=0).astype(np.int64).tolist()
+        if name != baseline:
+            entry["differences"] = _differences(
+                name, baseline, seeds, by_key, headline, (sim, values, period, groups),
+                n_boot=n_boot, confidence=confidence, boot_seed=bootstrap_seed,
+            )
+        report_variants[name] = entry
+
+    order = {v: i for i, v in enumerate(variants)}
+    report = {
+        "version": REPORT_VERSION,
+        "classes": list(classes),
+        "similarity_spec": similarity_spec,
+        "similarity": sim.tolist() if c <= MAX_MATRIX_CLASSES else None,
+        "seeds": list(seeds),
+        "variants_order": list(variants),
+        "baseline": baseline,
+        "headline": headline,
+        "better": {m: ("higher" if up else "lower") for m, up in HIGHER_IS_BETTER.items()},
+        "confidence": confidence,
+        "n_boot": n_boot,
+        "bootstrap_seed": bootstrap_seed,
+        "runs": [
+            {
+                "job_id": r.job_id,
+                "variant": r.variant,
+                "seed": r.seed,
+                "status": r.status,
+                "error": r.error,
+                "epochs_completed": r.epochs_completed,
+                "metrics": (
+                    {k: v for k, v in r.metrics.items() if k != "confusion_matrix"} if r.metrics else None
+                ),
+            }
+            for r in sorted(runs, key=lambda r: (r.seed, order.get(r.variant, len(order)), r.variant))
+        ],
+        "variants": report_variants,
+    }
+    return _clean(report)
+
+
+def _differences(
+    name: str,
+    baseline: str,
+    seeds: list[int],
+    by_key: dict[tuple[str, int], ChildRun],
+    headline: list[str],
+    sim_info: tuple,
+    *,
+    n_boot: int,
+    confidence: float,
+    boot_seed: int,
+) -> dict[str, Any]:
+    pooled: dict[str, list[list[np.ndarray]]] = {m: [[], [], [], []] for m in headline}
+    strata: list[np.ndarray] = []
+    per_seed: dict[str, list[dict[str, Any]]] = {m: [] for m in headline}
+    for seed in seeds:
+        b, v = by_key.get((baseline, seed)), by_key.get((name, seed))
+        if b is None or v is None or b.metrics is None or v.metrics is None:
+            continue
+        for m in headline:
+            mb, mv = b.metrics.get(m), v.metrics.get(m)
+            diff = mv - mb if _is_number(mb) and _is_number(mv) else None
+            per_seed[m].append({"seed": seed, "baseline": mb, "variant": mv, "diff": diff})
+        if b.predictions is None or v.predictions is None:
+            continue
+        tb, pb, tv, pv = _aligned(b.predictions, v.predictions)
+        if not np.array_equal(tb, tv):  # not the same samples after all: nothing to pair
+            continue
+        sb = per_sample_statistics(tb, pb, *sim_info)
+        sv = per_sample_statistics(tv, pv, *sim_info)
+        ones = np.ones(len(tb))
+        for m in headline:
+            pooled[m][0].append(sb[m][0])
+            pooled[m][1].append(ones if sb[m][1] is None else sb[m][1])
+            pooled[m][2].append(sv[m][0])
+            pooled[m][3].append(ones if sv[m][1] is None else sv[m][1])
+        strata.append(np.full(len(tb), seed))
+
+    cis: dict[str, dict[str, Any]] = {}
+    if strata:
+        inputs = {}
+        for m in headline:
+            a, den_a, b_, den_b = (np.concatenate(parts) for parts in pooled[m])
+            inputs[m] = (a, b_, den_a, den_b)
+        cis = paired_bootstrap_many(
+            inputs, strata=np.concatenate(strata), n_boot=n_boot, confidence=confidence, seed=boot_seed
+        )
+    out: dict[str, Any] = {}
+    for m in headline:
+        ci = dict(
+            cis.get(m)
+            or {
+                "diff": None, "stat_a": None, "stat_b": None, "ci_low": None, "ci_high": None,
+                "confidence": confidence, "distinguishable": False, "n": 0, "n_boot": 0,
+                "method": None, "seed": boot_seed,
+            }
+        )
+        baseline_value, variant_value = ci.pop("stat_a", None), ci.pop("stat_b", None)
+        higher = HIGHER_IS_BETTER.get(m, True)
+        improved = bool(ci["distinguishable"] and ci["diff"] is not None and ((ci["diff"] > 0) == higher))
+        out[m] = {
+            **ci,
+            "baseline_value": baseline_value,
+            "variant_value": variant_value,
+            "better": "higher" if higher else "lower",
+            "improved": improved,
+            "worse": bool(ci["distinguishable"] and not improved),
+            "seeds_paired": len(strata),
+            "per_seed": per_seed[m],
+            "per_seed_mean": mean_std([d["diff"] for d in per_seed[m]]),
+        }
+    return out
+
+
+# ------------------------------------------------------------------------------------ from the database
+
+
+def _load_predictions(storage: Any, key: str) -> dict[str, np.ndarray] | None:
+    try:
+        raw = storage.get_bytes(key)
+    except (FileNotFoundError, OSError, ValueError):
+        return None
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+            return {k: np.asarray(z[k]) for k in ("indices", "targets", "probs")}
+    except (KeyError, ValueError, OSError):
+        return None
+
+
+def load_children(session: Any, storage: Any, comparison_id: str) -> list[ChildRun]:
+    """The comparison's child jobs with their final metrics, epoch history and stored predictions."""
+    from sqlalchemy import select
+
+    from core.db.models import Job, JobArtifact, JobEpoch
+
+    jobs = session.execute(select(Job).where(Job.comparison_id == comparison_id)).scalars().all()
+    ids = [j.id for j in jobs]
+    history: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    preds: dict[str, str] = {}
+    if ids:
+        rows = session.execute(
+            select(JobEpoch.job_id, JobEpoch.record)
+            .where(JobEpoch.job_id.in_(ids))
+            .order_by(JobEpoch.job_id, JobEpoch.epoch)
+        )
+        for job_id, record in rows:
+            history[job_id].append(record or {})
+        rows = session.execute(
+            select(JobArtifact.job_id, JobArtifact.storage_key).where(
+                JobArtifact.job_id.in_(ids), JobArtifact.name == "predictions.npz"
+            )
+        )
+        preds = {job_id: key for job_id, key in rows}
+    out = []
+    for j in jobs:
+        seed = int(((j.spec or {}).get("training") or {}).get("seed") or 0)
+        succeeded = j.status == "succeeded"
+        out.append(
+            ChildRun(
+                job_id=j.id,
+                variant=j.variant or "",
+                seed=seed,
+                status=j.status,
+                metrics=j.final_metrics if succeeded else None,
+                history=history.get(j.id, []),
+                predictions=_load_predictions(storage, preds[j.id]) if succeeded and j.id in preds else None,
+                error={"code": j.error_code, "message": j.error_message or ""} if j.error_code else None,
+                epochs_completed=j.epoch,
+            )
+        )
+    return out
+
+
+def comparison_report(session: Any, storage: Any, comparison: Any, *, n_boot: int = 2000) -> dict[str, Any]:
+    """Build the report of `comparison` (a `core.db.models.Comparison` whose children have all ended).
+
+    Its `spec` holds the request plus `classes` (resolved), `seed_values` and `variant_names`."""
+    spec = comparison.spec or {}
+    runs = load_children(session, storage, comparison.id)
+    variants = list(spec.get("variant_names") or [])
+    for r in runs:
+        if r.variant not in variants:
+            variants.append(r.variant)
+    return build_report(
+        runs,
+        classes=list(spec.get("classes") or []),
+        similarity_spec=spec.get("similarity"),
+        seeds=list(spec.get("seed_values") or sorted({r.seed for r in runs})),
+        variants=variants,
+        n_boot=n_boot,
+    )

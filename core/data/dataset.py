@@ -1,0 +1,198 @@
+"""In-memory datasets: `ArrayDataset`, npz save/load, class selection and a stratified split.
+
+Every dataset simtrain trains on ends up as one `ArrayDataset`: float32 features `x` of shape
+(N, *feature_shape), int64 labels `y` in [0, C) and the class names. Uploads (`core.data.uploads`) and the
+built-in datasets (`core.data.builtin`) both produce one; the worker stores it as an `.npz`.
+
+    ds = ArrayDataset(x, y, ["cat", "dog"])
+    save_npz(ds, "ds.npz"); ds = load_npz("ds.npz")
+    ds = select_classes(ds, ["dog", "cat"])          # reorder / subset, labels remapped
+    train_idx, val_idx = stratified_split(ds.y, 0.2, seed=0)
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import DatasetError
+
+__all__ = [
+    "MIN_SAMPLES_PER_CLASS",
+    "ArrayDataset",
+    "check_trainable",
+    "load_npz",
+    "save_npz",
+    "select_classes",
+    "split",
+    "stratified_split",
+    "subset",
+]
+
+MIN_SAMPLES_PER_CLASS = 2  # one for training and one for validation
+
+
+@dataclass(eq=False)
+class ArrayDataset:
+    """Features `x` (float32, (N, *feature_shape)), labels `y` (int64 in [0, C)) and `classes` (C names).
+
+    Construction validates and normalises: `x` is converted to contiguous float32 (numeric input only),
+    `y` to int64; shapes, label range, class names and finiteness are checked (DatasetError otherwise).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    classes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        x, y = np.asarray(self.x), np.asarray(self.y)
+        if x.dtype.kind not in "biuf":
+            raise DatasetError("file.x", f"features must be numeric, got dtype {x.dtype}")
+        if x.ndim < 2:
+            raise DatasetError("file.x", f"features must have shape (N, features...), got {x.shape}")
+        if y.ndim != 1 or y.dtype.kind not in "iu":
+            raise DatasetError("file.label", f"labels must be a 1-D integer array, got {y.dtype} {y.shape}")
+        if len(x) != len(y):
+            raise DatasetError("file", f"{len(x)} feature rows but {len(y)} labels")
+        classes = [str(c) for c in self.classes]
+        if not classes:
+            raise DatasetError("classes", "at least one class name is required")
+        if any(not c for c in classes):
+            raise DatasetError("classes", "class names must be non-empty")
+        if len(set(classes)) != len(classes):
+            raise DatasetError("classes", "class names must be unique")
+        if len(y) and (y.min() < 0 or y.max() >= len(classes)):
+            raise DatasetError("file.label", f"labels must lie in [0, {len(classes)})")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if not np.isfinite(x).all():
+            raise DatasetError("file", "features contain NaN or infinite values")
+        self.x, self.y, self.classes = x, np.ascontiguousarray(y, dtype=np.int64), classes
+
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.x.shape[1:])
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def class_counts(self) -> list[int]:
+        """Samples per class, in class order."""
+        return [int(n) for n in np.bincount(self.y, minlength=self.num_classes)]
+
+    def summary(self) -> dict:
+        """A JSON-ready description (no data)."""
+        return {
+            "num_samples": self.num_samples,
+            "feature_shape": list(self.feature_shape),
+            "num_classes": self.num_classes,
+            "classes": list(self.classes),
+            "class_counts": self.class_counts,
+        }
+
+
+def check_trainable(ds: ArrayDataset, *, max_classes: int | None = None) -> None:
+    """Raise DatasetError unless `ds` has >= 2 classes, each with >= MIN_SAMPLES_PER_CLASS samples."""
+    if ds.num_classes < 2:
+        raise DatasetError("classes", f"need at least 2 classes, got {ds.num_classes}")
+    if max_classes is not None and ds.num_classes > max_classes:
+        raise DatasetError("classes", f"{ds.num_classes} classes, the limit is {max_classes}")
+    for name, count in zip(ds.classes, ds.class_counts):
+        if count == 0:
+            raise DatasetError("classes", f"class {name!r} has no samples")
+        if count < MIN_SAMPLES_PER_CLASS:
+            raise DatasetError(
+                "classes", f"class {name!r} has {count} sample(s); at least {MIN_SAMPLES_PER_CLASS} needed"
+            )
+
+
+def save_npz(ds: ArrayDataset, path: str | os.PathLike) -> None:
+    """Write `ds` as an uncompressed .npz (arrays x, y, classes) atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, x=ds.x, y=ds.y, classes=np.array(ds.classes, dtype=np.str_))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_npz(path: str | os.PathLike) -> ArrayDataset:
+    """Read a dataset written by `save_npz` (no pickles)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return ArrayDataset(z["x"], z["y"], [str(c) for c in z["classes"]])
+    except DatasetError:
+        raise
+    except (OSError, KeyError, ValueError) as e:
+        raise DatasetError("file", f"cannot read dataset: {e}") from e
+
+
+def subset(ds: ArrayDataset, indices: np.ndarray) -> ArrayDataset:
+    """The samples at `indices`, with the same classes."""
+    indices = np.asarray(indices, dtype=np.int64)
+    return ArrayDataset(ds.x[indices], ds.y[indices], list(ds.classes))
+
+
+def select_classes(ds: ArrayDataset, classes: list[str] | None) -> ArrayDataset:
+    """Keep only `classes` (in that order; None keeps all), remapping labels to positions in `classes`."""
+    if classes is None:
+        return ds
+    classes = [str(c) for c in classes]
+    if len(set(classes)) != len(classes):
+        raise DatasetError("classes", "selected classes must be unique")
+    if not classes:
+        raise DatasetError("classes", "select at least one class")
+    position = {name: i for i, name in enumerate(ds.classes)}
+    unknown = [c for c in classes if c not in position]
+    if unknown:
+        raise DatasetError("classes", f"unknown class(es) {unknown}; the dataset has {ds.classes}")
+    old_to_new = np.full(ds.num_classes, -1, dtype=np.int64)
+    for new, name in enumerate(classes):
+        old_to_new[position[name]] = new
+    new_y = old_to_new[ds.y]
+    keep = new_y >= 0
+    return ArrayDataset(ds.x[keep], new_y[keep], classes)
+
+
+def stratified_split(y: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic stratified (train_idx, val_idx), both sorted int64.
+
+    Each class with n >= 2 samples puts round(n * val_fraction), clamped to [1, n - 1], into validation;
+    a class with one sample goes to training. The split depends only on (y, val_fraction, seed).
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    y = np.asarray(y)
+    rng = np.random.default_rng(seed)
+    train_parts, val_parts = [], []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        idx = idx[rng.permutation(len(idx))]
+        n_val = 0 if len(idx) < 2 else min(max(round(len(idx) * val_fraction), 1), len(idx) - 1)
+        val_parts.append(idx[:n_val])
+        train_parts.append(idx[n_val:])
+    empty = np.zeros(0, dtype=np.int64)
+    train = np.sort(np.concatenate(train_parts or [empty])).astype(np.int64)
+    val = np.sort(np.concatenate(val_parts or [empty])).astype(np.int64)
+    return train, val
+
+
+def split(ds: ArrayDataset, val_fraction: float, seed: int) -> tuple[ArrayDataset, ArrayDataset]:
+    """`stratified_split` applied to a dataset: (train, val) datasets."""
+    train_idx, val_idx = stratified_split(ds.y, val_fraction, seed)
+    return subset(ds, train_idx), subset(ds, val_idx)

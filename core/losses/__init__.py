@@ -1,0 +1,47 @@
+"""Similarity-aware classification losses, each an `nn.Module` called as `loss(logits, targets)`.
+
+    from core.losses import build_loss
+    loss = build_loss({"kind": "simloss"}, similarity, classes)
+    loss(logits, targets).backward()
+
+Specs are in `core.losses.spec` (`LossSpec`), the builder in `core.losses.build`, one loss family per
+module (formula and source in each docstring). All losses take logits (N, C) and integer targets (N,),
+return the batch mean, and use O(N * C) memory.
+"""
+
+from core.losses.base import ClassificationLoss, check_range, check_similarity
+from core.losses.build import NEEDS_SIMILARITY, build_loss
+from core.losses.combined import CombinedLoss
+from core.losses.cross_entropy import CrossEntropyLoss
+from core.losses.emd import EMDLoss
+from core.losses.expected_cost import ExpectedCostLoss
+from core.losses.expected_value import ExpectedValueLoss
+from core.losses.hierarchical import HierarchicalXELoss
+from core.losses.pairwise import PairwiseLoss, log1m_softmax
+from core.losses.partial_credit import PartialCreditLoss
+from core.losses.simloss import SimLoss
+from core.losses.soft_labels import SoftLabelLoss
+from core.losses.spec import LOSS_KINDS, BaseLossSpec, LossSpec, parse_loss_spec
+
+__all__ = [
+    "LossSpec",
+    "BaseLossSpec",
+    "LOSS_KINDS",
+    "NEEDS_SIMILARITY",
+    "parse_loss_spec",
+    "build_loss",
+    "ClassificationLoss",
+    "check_range",
+    "check_similarity",
+    "CrossEntropyLoss",
+    "SimLoss",
+    "SoftLabelLoss",
+    "ExpectedValueLoss",
+    "ExpectedCostLoss",
+    "PairwiseLoss",
+    "log1m_softmax",
+    "PartialCreditLoss",
+    "HierarchicalXELoss",
+    "EMDLoss",
+    "CombinedLoss",
+]

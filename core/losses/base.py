@@ -1,0 +1,84 @@
+"""Shared pieces of the losses: the base module (input checks, batch mean) and construction checks.
+
+Every loss in `core.losses` subclasses `ClassificationLoss` and implements `per_sample(logits, targets)`
+returning one value per row; `forward` checks shapes and returns the batch mean (0 with a gradient
+path for an empty batch). Hyperparameters are checked with `check_range`, similarity matrices with
+`check_similarity`, both raising `core.errors.SpecError(field, reason)`.
+
+    class MyLoss(ClassificationLoss):
+        def per_sample(self, logits, targets): ...
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from core.errors import SpecError
+
+__all__ = ["ClassificationLoss", "check_range", "check_similarity", "check_num_classes"]
+
+
+def check_range(field: str, value: float, lo: float | None = None, hi: float | None = None, *,
+                lo_open: bool = False, hi_open: bool = False) -> float:
+    """Return `value` as float if it is finite and within [lo, hi] (open ends as asked), else SpecError."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise SpecError(field, f"must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(x):
+        raise SpecError(field, f"must be a finite number, got {value!r}")
+    if lo is not None and (x < lo or (lo_open and x == lo)):
+        raise SpecError(field, f"must be {'>' if lo_open else '>='} {lo:g}, got {x:g}")
+    if hi is not None and (x > hi or (hi_open and x == hi)):
+        raise SpecError(field, f"must be {'<' if hi_open else '<='} {hi:g}, got {x:g}")
+    return x
+
+
+def check_num_classes(num_classes: int, field: str = "classes") -> int:
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise SpecError(field, f"a classification loss needs at least 2 classes, got {num_classes}")
+    return num_classes
+
+
+def check_similarity(similarity: torch.Tensor, field: str = "similarity") -> torch.Tensor:
+    """A float32 copy of S after checking: C x C, finite, in [0, 1], diagonal 1."""
+    if not isinstance(similarity, torch.Tensor) or similarity.dim() != 2 or similarity.shape[0] != similarity.shape[1]:
+        shape = tuple(similarity.shape) if isinstance(similarity, torch.Tensor) else type(similarity).__name__
+        raise SpecError(field, f"must be a square C x C tensor, got {shape}")
+    s = similarity.detach().to(torch.float32)
+    check_num_classes(s.shape[0])
+    if not torch.isfinite(s).all():
+        raise SpecError(field, "must be finite")
+    if (s < 0).any() or (s > 1).any():
+        raise SpecError(field, "entries must lie in [0, 1]")
+    if not torch.allclose(torch.diagonal(s), torch.ones(s.shape[0]), atol=1e-6):
+        raise SpecError(field, "the diagonal must be 1")
+    return s.clone().contiguous()
+
+
+class ClassificationLoss(nn.Module):
+    """Base class: `loss(logits (N, C), targets (N,) int) -> batch mean of per_sample`."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.num_classes = check_num_classes(num_classes)
+
+    def per_sample(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if logits.dim() != 2 or logits.shape[1] != self.num_classes:
+            raise ValueError(f"logits must be (N, {self.num_classes}), got {tuple(logits.shape)}")
+        if targets.dim() != 1 or targets.shape[0] != logits.shape[0]:
+            raise ValueError(f"targets must be (N,) = ({logits.shape[0]},), got {tuple(targets.shape)}")
+        if targets.dtype.is_floating_point or targets.dtype == torch.bool:
+            raise ValueError(f"targets must be integer class indices, got {targets.dtype}")
+        if logits.shape[0] == 0:
+            return logits.sum() * 0.0
+        return self.per_sample(logits, targets.long()).mean()
+
+    def extra_repr(self) -> str:
+        return f"num_classes={self.num_classes}"

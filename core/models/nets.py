@@ -1,0 +1,114 @@
+"""The network building blocks: `Standardize` preprocessing, and the linear / MLP / CNN classifiers.
+
+Every classifier is `Classifier(standardize, body)`: raw float32 features go in, logits (N, C) come out.
+The standardisation statistics live in the model as buffers, so the saved weights and the ONNX export
+include the preprocessing and a client feeds raw features.
+
+    mean, std = standardization_stats(x_train)          # per feature, or per channel for (C, H, W)
+    net = Classifier(Standardize(mean, std), mlp_body(64, [128], 10, dropout=0.1))
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "MIN_STD",
+    "Classifier",
+    "Standardize",
+    "cnn_body",
+    "linear_body",
+    "mlp_body",
+    "standardization_stats",
+    "stats_shape",
+]
+
+MIN_STD = 1e-6  # a constant feature is left unscaled (std replaced by 1)
+
+
+def stats_shape(input_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Shape of the mean/std buffers: per channel (C, 1, 1) for images, per feature otherwise."""
+    if len(input_shape) == 3:
+        return (input_shape[0], 1, 1)
+    return tuple(input_shape)
+
+
+def standardization_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std (float32, shaped by `stats_shape`) of training features x (N, *shape), in float64."""
+    shape = stats_shape(tuple(x.shape[1:]))
+    axes = (0, 2, 3) if x.ndim == 4 else (0,)
+    mean = np.zeros(shape, dtype=np.float64)
+    sq = np.zeros(shape, dtype=np.float64)
+    n = 0
+    for start in range(0, len(x), 8192):  # chunked: no float64 copy of the whole dataset
+        chunk = x[start : start + 8192].astype(np.float64)
+        mean += chunk.sum(axis=axes).reshape(shape)
+        sq += (chunk**2).sum(axis=axes).reshape(shape)
+        n += chunk.size // int(np.prod(shape))
+    mean /= max(n, 1)
+    var = np.maximum(sq / max(n, 1) - mean**2, 0.0)
+    std = np.sqrt(var)
+    std = np.where(std < MIN_STD, 1.0, std)
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+class Standardize(nn.Module):
+    """(x - mean) / std with mean and std as buffers (saved in the state dict and exported to ONNX)."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).clone())
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class Classifier(nn.Module):
+    """standardize -> body; returns logits."""
+
+    def __init__(self, standardize: Standardize, body: nn.Module) -> None:
+        super().__init__()
+        self.standardize = standardize
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(self.standardize(x))
+
+
+def linear_body(in_features: int, num_classes: int) -> nn.Sequential:
+    return nn.Sequential(nn.Flatten(), nn.Linear(in_features, num_classes))
+
+
+def mlp_body(in_features: int, hidden: list[int], num_classes: int, dropout: float = 0.0) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = in_features
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        width = h
+    layers.append(nn.Linear(width, num_classes))
+    return nn.Sequential(*layers)
+
+
+def cnn_body(
+    input_shape: tuple[int, int, int],
+    channels: list[int],
+    hidden: list[int],
+    num_classes: int,
+    dropout: float = 0.0,
+) -> nn.Sequential:
+    """[conv3x3 -> ReLU -> maxpool2 (while H, W >= 2)] per entry of `channels`, then an MLP head."""
+    c, h, w = input_shape
+    layers: list[nn.Module] = []
+    for out in channels:
+        layers += [nn.Conv2d(c, out, kernel_size=3, padding=1), nn.ReLU()]
+        if h >= 2 and w >= 2:
+            layers.append(nn.MaxPool2d(2))
+            h, w = h // 2, w // 2
+        c = out
+    head = mlp_body(c * h * w, hidden, num_classes, dropout)
+    return nn.Sequential(*layers, *head)

@@ -1,0 +1,77 @@
+"""Celery configuration shared by the API (which only sends) and the worker (which consumes).
+
+The API never imports `worker/`: it sends by task name with `send_train(job_id)`. Delivery is at least
+once (`acks_late`, `task_reject_on_worker_lost`); the job's database lease makes execution once.
+
+    from core.queue import send_train
+    send_train(job_id)
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from celery import Celery
+
+from core.settings import Settings, get_settings
+
+__all__ = ["TRAIN_TASK", "RECONCILE_TASK", "celery_config", "make_celery", "send_train", "broker_client"]
+
+TRAIN_TASK = "simtrain.train_job"
+RECONCILE_TASK = "simtrain.reconcile"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    transport: dict[str, Any] = {}
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        transport = {
+            "visibility_timeout": settings.visibility_timeout,
+            "socket_connect_timeout": 3,
+            "socket_timeout": 10,
+            "retry_on_timeout": True,
+            "health_check_interval": 10,
+        }
+    return {
+        "broker_url": settings.broker_url,
+        "broker_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,
+        "broker_heartbeat": 0,
+        "task_default_queue": settings.queue,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_ignore_result": True,
+        "result_backend": None,
+        "worker_hijack_root_logger": False,
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
+        "task_publish_retry": True,
+        "task_publish_retry_policy": {"max_retries": 3, "interval_start": 0.1, "interval_step": 0.5},
+    }
+
+
+def make_celery(settings: Settings | None = None, name: str = "simtrain") -> Celery:
+    settings = settings or get_settings()
+    app = Celery(name)
+    app.conf.update(celery_config(settings))
+    return app
+
+
+@lru_cache(maxsize=4)
+def _client(broker_url: str, queue: str) -> Celery:
+    return make_celery(get_settings(), name="simtrain-client")
+
+
+def broker_client(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    return _client(settings.broker_url, settings.queue)
+
+
+def send_train(job_id: str, settings: Settings | None = None) -> None:
+    """Send one training task. Raises when the broker cannot be reached (the reconciler sends it later)."""
+    settings = settings or get_settings()
+    broker_client(settings).send_task(TRAIN_TASK, args=[job_id], queue=settings.queue)

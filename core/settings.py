@@ -1,0 +1,82 @@
+"""Service settings, read from the environment (prefix `SIMTRAIN_`) and validated by pydantic-settings.
+
+`DATABASE_URL` and `BROKER_URL` are also read without the prefix. With nothing set, everything lives under
+`SIMTRAIN_HOME` (default `~/.simtrain`): a SQLite database, a broker that needs no server (kombu's
+SQLAlchemy transport on a second SQLite file) and a local artifact directory: the embedded default.
+
+    from core.settings import get_settings
+    settings = get_settings()
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SIMTRAIN_", extra="ignore")
+
+    home: Path = Field(default=Path("~/.simtrain"))
+    database_url: str = Field(
+        default="", validation_alias=AliasChoices("SIMTRAIN_DATABASE_URL", "DATABASE_URL")
+    )
+    broker_url: str = Field(default="", validation_alias=AliasChoices("SIMTRAIN_BROKER_URL", "BROKER_URL"))
+    storage_url: str = ""
+    queue: str = Field(default="simtrain", min_length=1, max_length=64)
+    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+
+    # request and upload bounds
+    max_upload_bytes: int = Field(default=100 * MiB, ge=1024)
+    max_json_bytes: int = Field(default=8 * MiB, ge=1024)
+    max_epochs: int = Field(default=1000, ge=1, le=100_000)
+    max_predict_rows: int = Field(default=1024, ge=1)
+
+    # execution guard
+    lease_seconds: float = Field(default=60.0, gt=0)
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    visibility_timeout: int = Field(default=3600, ge=1)
+    reconcile_seconds: float = Field(default=30.0, gt=0)
+    requeue_after_seconds: float = Field(default=120.0, gt=0)
+
+    # per-tenant quotas
+    max_active_jobs_per_tenant: int = Field(default=100, ge=1)
+    max_stored_bytes_per_tenant: int = Field(default=2048 * MiB, ge=1)
+
+    @field_validator("home")
+    @classmethod
+    def _expand_home(cls, v: Path) -> Path:
+        return v.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _embedded_defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.home / 'simtrain.db'}"
+        if not self.broker_url:
+            self.broker_url = f"sqla+sqlite:///{self.home / 'broker.db'}"
+        if not self.storage_url:
+            self.storage_url = str(self.home / "artifacts")
+        if self.heartbeat_seconds >= self.lease_seconds:
+            raise ValueError("heartbeat_seconds must be shorter than lease_seconds")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def ensure_home(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, validated once. Tests call `get_settings.cache_clear()` after changing env."""
+    return Settings()

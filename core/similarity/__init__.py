@@ -1,0 +1,43 @@
+"""Similarity between classes: specs (`SimilaritySpec`) and the C x C matrix S they describe.
+
+    from core.similarity import build_similarity, SimilaritySpec
+    S = build_similarity({"kind": "ordinal", "reduction_factor": 0.5}, ["0", "1", "2"])
+    # tensor([[1.00, 0.50, 0.25], [0.50, 1.00, 0.50], [0.25, 0.50, 1.00]])
+
+See `core.similarity.spec` for the kinds and their fields, `core.similarity.build` for how each
+becomes a matrix.
+"""
+
+from core.similarity.build import build_similarity, check_classes, class_groups, class_values, hierarchy_paths
+from core.similarity.spec import (
+    MAX_CLASSES,
+    SIMILARITY_KINDS,
+    EmbeddingSimilarity,
+    GroupsSimilarity,
+    HierarchySimilarity,
+    IdentitySimilarity,
+    MatrixSimilarity,
+    OrdinalSimilarity,
+    PairsSimilarity,
+    SimilaritySpec,
+    parse_similarity_spec,
+)
+
+__all__ = [
+    "MAX_CLASSES",
+    "SIMILARITY_KINDS",
+    "SimilaritySpec",
+    "IdentitySimilarity",
+    "MatrixSimilarity",
+    "OrdinalSimilarity",
+    "GroupsSimilarity",
+    "PairsSimilarity",
+    "HierarchySimilarity",
+    "EmbeddingSimilarity",
+    "parse_similarity_spec",
+    "build_similarity",
+    "class_values",
+    "class_groups",
+    "check_classes",
+    "hierarchy_paths",
+]

@@ -1,0 +1,46 @@
+"""Training: `TrainingSpec`, the hooks protocol and the resumable training engine.
+
+    from core.training import TrainPlan, TrainingSpec, train, with_seed
+    result = train(TrainPlan(ds, None, {"kind": "cross_entropy"}, {"kind": "mlp"}, with_seed(TrainingSpec())))
+
+`core.training.spec` and `core.training.hooks` import nothing heavy; the engine (torch, losses, metrics)
+is imported lazily on first use of `train` / `TrainPlan` / `TrainResult`.
+"""
+
+from typing import Any
+
+from core.training.hooks import NoopHooks, TrainHooks
+from core.training.spec import (
+    MAX_EPOCHS,
+    MAX_RUNTIME_S,
+    MAX_SEED,
+    TrainingSpec,
+    parse_training_spec,
+    with_seed,
+)
+
+__all__ = [
+    "MAX_EPOCHS",
+    "MAX_RUNTIME_S",
+    "MAX_SEED",
+    "STOP_REASONS",
+    "NoopHooks",
+    "TrainHooks",
+    "TrainPlan",
+    "TrainResult",
+    "TrainingSpec",
+    "parse_training_spec",
+    "resolve_device",
+    "train",
+    "with_seed",
+]
+
+_ENGINE_NAMES = {"TrainPlan", "TrainResult", "train", "resolve_device", "STOP_REASONS"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ENGINE_NAMES:
+        from core.training import engine
+
+        return getattr(engine, name)
+    raise AttributeError(f"module 'core.training' has no attribute {name!r}")

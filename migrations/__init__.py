@@ -1,0 +1,1 @@
+"""Alembic migrations of the simtrain database. Run with `simtrain migrate` or `alembic upgrade head`."""

@@ -1,0 +1,82 @@
+"""Artifacts of a succeeded job (listed, streamed with ETag) and predictions from its trained model."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import torch
+
+TRAINED_CLASSES = ["0", "1", "2"]  # what the `trained_artifacts` fixture trains on
+
+JOB = {
+    "dataset": "builtin:digits",
+    "classes": TRAINED_CLASSES,
+    "similarity": {"kind": "ordinal"},
+    "loss": {"kind": "simloss"},
+    "model": {"kind": "linear"},
+    "training": {"epochs": 2},
+}
+
+
+def test_artifacts_and_predict(service, trained_artifacts, finish_with_artifacts):
+    job = service.create_job(JOB)
+    # before it succeeded: no artifacts, no predictions
+    assert service.client.get(f"/v1/jobs/{job['id']}/artifacts", headers=service.auth_a).json()["items"] == []
+    r = service.client.post(f"/v1/jobs/{job['id']}/predict", json={"inputs": [[0.0] * 64]}, headers=service.auth_a)
+    assert r.status_code == 409 and "queued" in r.json()["error"]["message"]
+
+    finish_with_artifacts(service, job["id"], trained_artifacts)
+    got = service.client.get(f"/v1/jobs/{job['id']}", headers=service.auth_a).json()
+    assert got["status"] == "succeeded" and got["progress"]["fraction"] == 1.0 and got["device"] == "cpu"
+
+    listed = service.client.get(f"/v1/jobs/{job['id']}/artifacts", headers=service.auth_a).json()["items"]
+    names = {a["name"]: a for a in listed}
+    assert {"model.onnx", "model.safetensors", "model.json", "metrics.json", "curves.png"} <= set(names)
+    assert names["curves.png"]["content_type"] == "image/png"
+
+    expected = (trained_artifacts["dir"] / "model.onnx").read_bytes()
+    r = service.client.get(f"/v1/jobs/{job['id']}/artifacts/model.onnx", headers=service.auth_a)
+    assert r.status_code == 200
+    assert r.content == expected
+    assert r.headers["content-length"] == str(len(expected))
+    assert r.headers["etag"] == f'"{hashlib.sha256(expected).hexdigest()}"'
+    r2 = service.client.get(
+        f"/v1/jobs/{job['id']}/artifacts/model.onnx", headers={**service.auth_a, "If-None-Match": r.headers["etag"]}
+    )
+    assert r2.status_code == 304
+    for bad in ("nope.bin", "..%2Fsecret", ".hidden", "a" * 65):
+        r = service.client.get(f"/v1/jobs/{job['id']}/artifacts/{bad}", headers=service.auth_a)
+        assert r.status_code in (404, 422), (bad, r.status_code)
+        assert r.json()["error"]["code"] in ("not_found", "invalid_input")
+
+    ds = trained_artifacts["dataset"]
+    rows = ds.x[:5]
+    r = service.client.post(f"/v1/jobs/{job['id']}/predict", json={"inputs": rows.tolist()}, headers=service.auth_a)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["classes"] == TRAINED_CLASSES
+    probs = np.asarray(body["probabilities"])
+    assert probs.shape == (5, 3) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+    with torch.no_grad():
+        want = torch.softmax(trained_artifacts["result"].model(torch.from_numpy(rows)), dim=-1).numpy()
+    assert np.allclose(probs, want, atol=1e-4)
+    assert body["predictions"] == [TRAINED_CLASSES[i] for i in want.argmax(axis=1)]
+    assert len(service.app.state.model_cache) == 1
+
+    # shape, values and row-count bounds name `inputs`
+    for inputs in ([[0.0] * 63], [[0.0] * 64, [0.0] * 63], [["a"] * 64], [1.0, 2.0], []):
+        r = service.client.post(f"/v1/jobs/{job['id']}/predict", json={"inputs": inputs}, headers=service.auth_a)
+        assert r.status_code == 422, (inputs, r.text)
+        assert r.json()["error"]["details"][0]["field"].startswith("inputs")
+
+
+def test_predict_row_bound(make_service, trained_artifacts, finish_with_artifacts):
+    svc = make_service("sqlite", max_predict_rows=2)
+    job = svc.create_job(JOB)
+    finish_with_artifacts(svc, job["id"], trained_artifacts)
+    r = svc.client.post(f"/v1/jobs/{job['id']}/predict", json={"inputs": [[0.0] * 64] * 3}, headers=svc.auth_a)
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "inputs"
+    # nested rows in the feature shape work too (here the shape is flat: 64)
+    r = svc.client.post(f"/v1/jobs/{job['id']}/predict", json={"inputs": [[0.5] * 64] * 2}, headers=svc.auth_a)
+    assert r.status_code == 200 and len(r.json()["predictions"]) == 2

@@ -1,0 +1,149 @@
+"""The reconciler: the database is the source of truth, the broker is only a doorbell.
+
+`reconcile_once(session, settings)` re-sends the training task of every job the broker may have lost:
+
+- queued jobs not dispatched within `settings.requeue_after_seconds` (the API could not reach the
+  broker, Redis restarted without persistence, a message was dropped), and
+- running jobs whose lease expired (the worker died: SIGKILL, OOM killer, machine lost). The next claim
+  resumes them from their last checkpoint, or fails them with `attempts_exhausted` when they are out of
+  attempts.
+
+Sending twice is harmless (`core.db.jobs.claim` lets one delivery run the job), but to keep the queue
+short each job is sent at most once per `requeue_after_seconds` (and once per lease expiry) across all
+workers: a conditional UPDATE of `dispatched_at` is the token, so concurrent reconcilers in several
+workers do not all send the same job.
+
+Every worker runs it in a daemon thread (`ReconcilerThread`, started on `worker_ready`, every
+`settings.reconcile_seconds`), so no beat process is needed; it is also the `simtrain.reconcile` task.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from core.db import Job, JobStatus
+from core.db import jobs as jobdb
+from core.db.types import now as utcnow
+from core.settings import Settings
+
+__all__ = ["reconcile_once", "ReconcilerThread"]
+
+log = logging.getLogger("simtrain.worker.reconcile")
+
+
+def _take_send_token(s: Session, job: Job, t: datetime) -> bool:
+    """Atomically move `dispatched_at` to `t` if nobody re-sent the job since we looked."""
+    cond = [Job.id == job.id, Job.status == job.status]
+    if job.dispatched_at is None:
+        cond.append(Job.dispatched_at.is_(None))
+    else:
+        cond.append(Job.dispatched_at == job.dispatched_at)
+    res = s.execute(update(Job).where(*cond).values(dispatched_at=t).execution_options(synchronize_session=False))
+    s.commit()
+    return res.rowcount == 1
+
+
+def reconcile_once(
+    session: Session,
+    settings: Settings,
+    *,
+    send: Callable[[str], None] | None = None,
+    now: datetime | None = None,
+) -> dict:
+    """One pass. Returns {"queued": [ids re-sent], "expired": [ids re-sent], "skipped": n, "errors": n}."""
+    if send is None:
+        from core.queue import send_train
+
+        def send(job_id: str) -> None:
+            send_train(job_id, settings)
+
+    t = now or utcnow()
+    cutoff = t - timedelta(seconds=settings.requeue_after_seconds)
+    ids = jobdb.claimable_stale(session, requeue_after_seconds=settings.requeue_after_seconds, now=t)
+    session.commit()
+    report: dict = {"queued": [], "expired": [], "skipped": 0, "errors": 0}
+    if not ids:
+        return report
+    rows = session.execute(
+        select(Job).where(Job.id.in_(ids), or_(Job.status == JobStatus.queued.value, Job.status == JobStatus.running.value))
+    ).scalars().all()
+    session.commit()
+    for job in rows:
+        expired = job.status == JobStatus.running.value
+        if expired:
+            # send once per expiry: skip when sent after the lease ran out, unless that was long ago
+            recent = job.dispatched_at is not None and job.dispatched_at >= cutoff
+            if recent and job.lease_expires_at is not None and job.dispatched_at >= job.lease_expires_at:
+                report["skipped"] += 1
+                continue
+        previous = job.dispatched_at
+        try:
+            if not _take_send_token(session, job, t):
+                report["skipped"] += 1
+                continue
+        except Exception as exc:  # noqa: BLE001
+            session.rollback()
+            report["errors"] += 1
+            log.warning("reconcile: cannot mark job %s: %s", job.id, exc)
+            continue
+        try:
+            send(job.id)
+        except Exception as exc:  # noqa: BLE001 - broker down: give the token back, try next pass
+            report["errors"] += 1
+            log.warning("reconcile: cannot send job %s: %s", job.id, exc)
+            try:
+                session.execute(
+                    update(Job)
+                    .where(Job.id == job.id, Job.dispatched_at == t)
+                    .values(dispatched_at=previous)
+                    .execution_options(synchronize_session=False)
+                )
+                session.commit()
+            except Exception:  # noqa: BLE001
+                session.rollback()
+            continue
+        report["expired" if expired else "queued"].append(job.id)
+        log.info("reconcile: re-sent %s job %s", "lease-expired" if expired else "queued", job.id)
+    return report
+
+
+class ReconcilerThread(threading.Thread):
+    """Calls `reconcile_once` every `settings.reconcile_seconds` until stopped; survives any error."""
+
+    def __init__(self, session_factory: Callable[[], Session], settings: Settings, send=None) -> None:
+        super().__init__(name="simtrain-reconciler", daemon=True)
+        self.session_factory = session_factory
+        self.settings = settings
+        self.send = send
+        self._stop_event = threading.Event()
+        self.passes = 0
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def run(self) -> None:
+        interval = self.settings.reconcile_seconds
+        failures = 0
+        while not self._stop_event.wait(interval if failures == 0 else min(interval * 4, interval * 2**failures)):
+            session = self.session_factory()
+            try:
+                report = reconcile_once(session, self.settings, send=self.send)
+                failures = 0
+                self.passes += 1
+                if report["queued"] or report["expired"] or report["errors"]:
+                    log.info("reconcile: %s", report)
+            except Exception as exc:  # noqa: BLE001 - database down: back off, try again
+                failures += 1
+                log.warning("reconcile pass failed (%d in a row): %s", failures, str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+                try:
+                    session.rollback()
+                except Exception:  # noqa: BLE001
+                    pass
+            finally:
+                session.close()
