@@ -6,7 +6,8 @@
     simtrain worker [--concurrency N]           run a Celery worker on the configured queue
     simtrain keys create --tenant NAME          print a new API key for the tenant (created if new)
     simtrain keys revoke KEY
-    simtrain submit --dataset builtin:digits --loss '{"kind":"simloss"}' [--similarity JSON] [--epochs N] [--wait]
+    simtrain submit --dataset builtin:digits --loss '{"kind":"simloss"}' [--similarity JSON]
+                    [--epochs N] [--wait]
     simtrain status JOB [--follow]
     simtrain download JOB NAME -o PATH
 
@@ -47,7 +48,8 @@ def _session_factory(settings):
 def _migrate(settings) -> None:
     from core.db.migrate import upgrade_head
 
-    settings.ensure_home() if settings.is_sqlite else None
+    if settings.is_sqlite:
+        settings.ensure_home()
     upgrade_head(settings.database_url)
 
 
@@ -87,8 +89,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings()
     cmd = worker_command(settings.queue, args.concurrency)
-    proc = subprocess.Popen(cmd)
-    return _wait_forwarding_signals([proc])
+    proc = subprocess.Popen(cmd, start_new_session=True)  # our signal handler forwards one TERM
+    return _wait_forwarding_signals([proc], grace=args.grace)
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
@@ -115,46 +117,47 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 
 
 def _wait_forwarding_signals(procs: list[subprocess.Popen], grace: float = 20.0) -> int:
-    """Wait for the children; SIGINT/SIGTERM stop them all (TERM, then KILL after `grace` seconds)."""
-    stopping = False
+    """Wait for the children. SIGINT/SIGTERM stop them all: one TERM each, KILL after `grace` seconds
+    or at a second signal. A child that exits on its own stops the others (exit status 1)."""
+    signals = 0
 
     def stop(signum=None, frame=None):
-        nonlocal stopping
-        stopping = True
+        nonlocal signals
+        signals += 1
 
     old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         code = 0
-        while not stopping:
-            for p in procs:
-                rc = p.poll()
-                if rc is not None:
-                    print(
-                        f"simtrain: child {p.args[2] if len(p.args) > 2 else p.args[0]} exited with {rc}",
-                        file=sys.stderr,
-                    )
-                    code = rc or 1
-                    stopping = True
-                    break
+        while not signals:
+            ended = [p for p in procs if p.poll() is not None]
+            if ended:
+                p = ended[0]
+                name = p.args[2] if len(p.args) > 2 else p.args[0]
+                print(f"simtrain: {name} exited with status {p.returncode}; stopping", file=sys.stderr)
+                code = p.returncode or 1
+                break
             time.sleep(0.2)
-        _terminate(procs, grace)
+        _terminate(procs, grace, force=lambda: signals > 1)
         return code
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
 
 
-def _terminate(procs: list[subprocess.Popen], grace: float) -> None:
+def _terminate(procs: list[subprocess.Popen], grace: float, force=lambda: False) -> None:
     for p in procs:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + grace
-    for p in procs:
-        try:
-            p.wait(timeout=max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    while any(p.poll() is None for p in procs):
+        if time.monotonic() >= deadline or force():
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+            for p in procs:
+                p.wait()
+            return
+        time.sleep(0.1)
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -179,8 +182,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
-    worker = subprocess.Popen(worker_command(settings.queue, args.concurrency), env=env)
-    api = subprocess.Popen(_api_command(args.host, args.port), env=env)
+    # own sessions: a Ctrl-C in the terminal reaches only this process, which stops each child once
+    worker = subprocess.Popen(
+        worker_command(settings.queue, args.concurrency), env=env, start_new_session=True
+    )
+    api = subprocess.Popen(_api_command(args.host, args.port), env=env, start_new_session=True)
     procs = [worker, api]
     url = f"http://{args.host}:{args.port}"
     try:
@@ -194,7 +200,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     print(f"simtrain is running at {url}", flush=True)
     print(f"API key: {key}", flush=True)
     print(f"(home: {settings.home}; Ctrl-C stops the API and the worker)", flush=True)
-    return _wait_forwarding_signals(procs)
+    return _wait_forwarding_signals(procs, grace=60.0)
 
 
 def _wait_ready(url: str, procs: list[subprocess.Popen], timeout: float) -> bool:
@@ -356,6 +362,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worker", help="run a training worker (Celery)")
     p.add_argument("--concurrency", "-c", type=int, default=1)
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=100.0,
+        help="seconds a stopping worker gets to finish its epoch and hand the job back (then KILL)",
+    )
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("dev", help="everything on this machine: database, broker, worker and API")
@@ -408,6 +420,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="model.onnx, model.safetensors, model.json, metrics.json, curves.png, ...")
     p.add_argument("-o", "--output", help="where to write it (default: NAME)")
     p.set_defaults(func=cmd_download)
+
+    from core.compare.cli import add_compare_arguments, compare_command
+
+    p = sub.add_parser("compare", help="compare losses over seeds against cross-entropy")
+    client_args(p)
+    add_compare_arguments(p)
+    p.set_defaults(func=compare_command)
     return parser
 
 

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.limits import BodyLimitMiddleware
-from api.routes import API_PREFIX, artifacts, datasets, health, jobs, predict
+from api.routes import API_PREFIX, artifacts, comparisons, datasets, health, jobs, pages, predict, similarity
 from api.routes.health import AppMetrics, MetricsMiddleware
 from api.routes.predict import ModelCache
 from core.db import make_engine, make_sessionmaker
@@ -76,6 +76,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
 
-    for module in (health, datasets, jobs, artifacts, predict):
+    for module in (health, datasets, jobs, artifacts, predict, comparisons, similarity, pages):
         app.include_router(module.router)
     return app

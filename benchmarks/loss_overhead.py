@@ -9,7 +9,7 @@ previous one and leaving the rest of the file alone.
 
     python benchmarks/loss_overhead.py                      # CPU, writes docs/benchmarks.md
     python benchmarks/loss_overhead.py --device cuda        # on a GPU
-    python benchmarks/loss_overhead.py --repeats 50 --no-write
+    python benchmarks/loss_overhead.py --repeats 50 --threads 1 --no-write
 
 Target: simloss, soft_labels and expected_cost within 1.5x cross-entropy at every C.
 """
@@ -32,7 +32,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.losses import LOSS_KINDS, build_loss  # noqa: E402
+from core.losses import LOSS_KINDS, build_loss
 
 TARGETS = {"simloss": 1.5, "soft_labels": 1.5, "expected_cost": 1.5}
 SECTION = "Loss overhead"
@@ -41,13 +41,18 @@ SECTION = "Loss overhead"
 def _specs(c: int) -> dict[str, tuple[dict, dict | None]]:
     classes = [f"c{i}" for i in range(c)]
     ordinal = {"kind": "ordinal", "reduction_factor": 0.9}
-    groups = max(2, round(c ** 0.5))
+    groups = max(2, round(c**0.5))
     tree = {"kind": "hierarchy", "parents": {name: f"g{i % groups}" for i, name in enumerate(classes)}}
     out: dict[str, tuple[dict, dict | None]] = {}
     for kind in LOSS_KINDS:
         if kind == "combined":
-            spec = {"kind": "combined", "components": [{"weight": 0.7, "loss": {"kind": "cross_entropy"}},
-                                                       {"weight": 0.3, "loss": {"kind": "expected_value"}}]}
+            spec = {
+                "kind": "combined",
+                "components": [
+                    {"weight": 0.7, "loss": {"kind": "cross_entropy"}},
+                    {"weight": 0.3, "loss": {"kind": "expected_value"}},
+                ],
+            }
         else:
             spec = {"kind": kind}
         out[kind] = (spec, tree if kind == "hierarchical_xe" else ordinal)
@@ -91,8 +96,11 @@ def machine(device: torch.device) -> str:
                 break
     except OSError:
         pass
-    text = (f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} CPUs "
-            f"({torch.get_num_threads()} torch threads), Python {platform.python_version()}, torch {torch.__version__}")
+    text = (
+        f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} CPUs "
+        f"({torch.get_num_threads()} torch threads), Python {platform.python_version()}, "
+        f"torch {torch.__version__}"
+    )
     if device.type == "cuda":
         text += f", GPU {torch.cuda.get_device_name(device)}"
     return text
@@ -100,9 +108,13 @@ def machine(device: torch.device) -> str:
 
 def table(results: dict[int, dict[str, float]], kinds: list[str]) -> str:
     sizes = sorted(results)
-    lines = ["| loss | " + " | ".join(f"C = {c}" for c in sizes) + " |",
-             "| --- | " + " | ".join("---:" for _ in sizes) + " |",
-             "| F.cross_entropy (ms) | " + " | ".join(f"{results[c]['F.cross_entropy'] * 1e3:.3f}" for c in sizes) + " |"]
+    lines = [
+        "| loss | " + " | ".join(f"C = {c}" for c in sizes) + " |",
+        "| --- | " + " | ".join("---:" for _ in sizes) + " |",
+        "| F.cross_entropy (ms) | "
+        + " | ".join(f"{results[c]['F.cross_entropy'] * 1e3:.3f}" for c in sizes)
+        + " |",
+    ]
     for kind in kinds:
         cells = []
         for c in sizes:
@@ -116,7 +128,7 @@ def table(results: dict[int, dict[str, float]], kinds: list[str]) -> str:
 def write_section(path: Path, body: str) -> None:
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     section = f"## {SECTION}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^## {re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(rf"^## {re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip() + "\n"
     else:
@@ -131,26 +143,35 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000], help="class counts")
     ap.add_argument("--repeats", type=int, default=30, help="timed rounds per size (median is reported)")
     ap.add_argument("--kinds", nargs="+", default=list(LOSS_KINDS), choices=list(LOSS_KINDS))
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md")
     ap.add_argument("--no-write", action="store_true", help="only print the table")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     if device.type == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda but no CUDA device is available")
     kinds = [k for k in LOSS_KINDS if k in args.kinds]
     results = {c: bench(c, args.n, args.repeats, device, kinds) for c in args.sizes}
     tbl = table(results, kinds)
-    missed = [f"{k} at C = {c}" for c in results for k in TARGETS
-              if k in kinds and results[c][k] / results[c]["F.cross_entropy"] > TARGETS[k]]
+    missed = [
+        f"{k} at C = {c}"
+        for c in results
+        for k in TARGETS
+        if k in kinds and results[c][k] / results[c]["F.cross_entropy"] > TARGETS[k]
+    ]
     print(tbl)
     print("\ntargets (<= 1.5x): " + ("all met" if not missed else "missed: " + ", ".join(missed)))
     if not args.no_write:
-        body = (f"`python benchmarks/loss_overhead.py --device {device.type}` on {dt.date.today().isoformat()}; "
-                f"{machine(device)}.\n\n"
-                f"Forward + backward of each loss on N = {args.n} rows, median of {args.repeats} interleaved "
-                f"rounds, as a ratio to `torch.nn.functional.cross_entropy` in the same run (its absolute time "
-                f"in the first row). Target: simloss, soft_labels and expected_cost <= 1.5x (✗ marks a miss).\n\n"
-                f"{tbl}\n")
+        body = (
+            f"`python benchmarks/loss_overhead.py --device {device.type}` on {dt.date.today().isoformat()}; "
+            f"{machine(device)}.\n\n"
+            f"Forward + backward of each loss on N = {args.n} rows, median of {args.repeats} interleaved "
+            f"rounds, as a ratio to `torch.nn.functional.cross_entropy` in the same run (its absolute time "
+            f"in the first row). Target: simloss, soft_labels and expected_cost <= 1.5x (✗ marks a miss).\n\n"
+            f"{tbl}\n"
+        )
         write_section(args.doc, body)
         print(f"wrote the '{SECTION}' section of {args.doc}")
     return 0

@@ -55,7 +55,7 @@ class SimtrainClient:
         transport: httpx.BaseTransport | None = None,
         http: httpx.Client | None = None,
     ) -> None:
-        """`http`: an existing httpx.Client to send through (e.g. FastAPI's TestClient); its base URL is used."""
+        """`http`: an httpx.Client to send through (e.g. a TestClient); its own base URL is used."""
         headers = {"User-Agent": "simtrain-client/0.1"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"

@@ -34,13 +34,18 @@ import torch
 
 from core.similarity import check_classes, class_groups, class_values
 
-__all__ = ["evaluate", "ECE_BINS"]
+__all__ = ["ECE_BINS", "evaluate"]
 
 ECE_BINS = 15
 
 
-def evaluate(logits: Any, targets: Any, similarity: torch.Tensor | None, classes: list[str],
-             similarity_spec: Any = None) -> dict[str, Any]:
+def evaluate(
+    logits: Any,
+    targets: Any,
+    similarity: torch.Tensor | None,
+    classes: list[str],
+    similarity_spec: Any = None,
+) -> dict[str, Any]:
     """All metrics of `logits` (N, C) against integer `targets` (N,); see the module docstring."""
     classes = check_classes(classes)
     c = len(classes)
@@ -51,14 +56,20 @@ def evaluate(logits: Any, targets: Any, similarity: torch.Tensor | None, classes
     n = z.shape[0]
     if n and (y.min() < 0 or y.max() >= c):
         raise ValueError(f"targets must lie in [0, {c})")
-    s = torch.eye(c, dtype=torch.float64) if similarity is None else torch.as_tensor(similarity).detach().to(torch.float64).cpu()
+    s = (
+        torch.eye(c, dtype=torch.float64)
+        if similarity is None
+        else torch.as_tensor(similarity).detach().to(torch.float64).cpu()
+    )
     if s.shape != (c, c):
         raise ValueError(f"similarity must be {c} x {c}, got {tuple(s.shape)}")
 
     out: dict[str, Any] = {"count": int(n)}
     confusion = torch.zeros(c, c, dtype=torch.long)
     if n == 0:
-        out.update(accuracy=None, macro_f1=None, nll=None, ece=None, mean_similarity=None, mistake_severity=None)
+        out.update(
+            accuracy=None, macro_f1=None, nll=None, ece=None, mean_similarity=None, mistake_severity=None
+        )
         for k in (2, 5):
             if c > k:
                 out[f"top{k}_accuracy"] = None
@@ -83,7 +94,9 @@ def evaluate(logits: Any, targets: Any, similarity: torch.Tensor | None, classes
     support = confusion.sum(dim=1).double()
     predicted = confusion.sum(dim=0).double()
     present = (support + predicted) > 0
-    f1 = torch.where(support + predicted > 0, 2 * tp / (support + predicted).clamp(min=1), torch.zeros_like(tp))
+    f1 = torch.where(
+        support + predicted > 0, 2 * tp / (support + predicted).clamp(min=1), torch.zeros_like(tp)
+    )
     out["macro_f1"] = float(f1[present].mean())
     out["nll"] = float(-log_p.gather(1, y[:, None]).mean())
     out["ece"] = _ece(log_p.exp().max(dim=1).values, correct)
@@ -117,5 +130,9 @@ def _ece(confidence: torch.Tensor, correct: torch.Tensor, bins: int = ECE_BINS) 
     for b in range(bins):
         mask = index == b
         if mask.any():
-            total += float(mask.sum()) / n * abs(float(correct[mask].double().mean()) - float(confidence[mask].mean()))
+            total += (
+                float(mask.sum())
+                / n
+                * abs(float(correct[mask].double().mean()) - float(confidence[mask].mean()))
+            )
     return total

@@ -63,7 +63,8 @@ def make_celery(settings: Settings | None = None, name: str = "simtrain") -> Cel
 
 @lru_cache(maxsize=4)
 def _client(broker_url: str, queue: str) -> Celery:
-    return make_celery(get_settings(), name="simtrain-client")
+    settings = get_settings().model_copy(update={"broker_url": broker_url, "queue": queue})
+    return make_celery(settings, name="simtrain-client")
 
 
 def broker_client(settings: Settings | None = None) -> Celery:

@@ -33,6 +33,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from api.deps import CurrentTenant, SessionDep, SettingsDep, StorageDep
+from api.routes import API_PREFIX
 from api.schemas import JobErrorPublic, decode_cursor, encode_cursor
 from core.compare.html import render_report_html
 from core.compare.report import comparison_report
@@ -47,7 +48,7 @@ from core.queue import send_train
 
 log = logging.getLogger("simtrain.api")
 
-router = APIRouter(prefix="/comparisons", tags=["comparisons"])
+router = APIRouter(prefix=f"{API_PREFIX}/comparisons", tags=["comparisons"])
 
 TERMINAL_VALUES = frozenset(s.value for s in TERMINAL)
 ACTIVE_COMPARISON = ("running", "cancelling")
@@ -127,7 +128,9 @@ class ComparisonList(BaseModel):
 
 
 def request_hash(body: ComparisonCreate) -> str:
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    canonical = json.dumps(
+        body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=True
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -143,7 +146,9 @@ def get_comparison_row(session: Session, tenant_id: str, comparison_id: str) -> 
 
 def _children(session: Session, comparison_id: str) -> list[Job]:
     return list(
-        session.execute(select(Job).where(Job.comparison_id == comparison_id).order_by(Job.created_at, Job.id))
+        session.execute(
+            select(Job).where(Job.comparison_id == comparison_id).order_by(Job.created_at, Job.id)
+        )
         .scalars()
         .all()
     )
@@ -214,7 +219,9 @@ def comparison_public(comp: Comparison, children: list[Job]) -> ComparisonPublic
                 epoch=int(j.epoch or 0),
                 epochs=int(j.epochs or 0),
                 metrics=metrics,
-                error=JobErrorPublic(code=j.error_code, message=j.error_message or "") if j.error_code else None,
+                error=JobErrorPublic(code=j.error_code, message=j.error_message or "")
+                if j.error_code
+                else None,
             )
         )
     return ComparisonPublic(
@@ -222,7 +229,7 @@ def comparison_public(comp: Comparison, children: list[Job]) -> ComparisonPublic
         spec=(comp.spec or {}).get("request") or {},
         children=kids,
         report=comp.report,
-        report_url=f"/v1/comparisons/{comp.id}/report" if comp.report is not None else None,
+        report_url=f"{API_PREFIX}/comparisons/{comp.id}/report" if comp.report is not None else None,
     )
 
 
@@ -314,7 +321,9 @@ def create_comparison(
     body_hash = request_hash(body)
     if idempotency_key is not None:
         existing = session.execute(
-            select(Comparison).where(Comparison.tenant_id == tenant, Comparison.idempotency_key == idempotency_key)
+            select(Comparison).where(
+                Comparison.tenant_id == tenant, Comparison.idempotency_key == idempotency_key
+            )
         ).scalar_one_or_none()
         if existing is not None:
             if (existing.spec or {}).get("request_hash") != body_hash:
@@ -393,7 +402,9 @@ def create_comparison(
 def list_comparisons(
     session: SessionDep,
     tenant: CurrentTenant,
-    status_: Annotated[str | None, Query(alias="status", pattern="^(" + "|".join(COMPARISON_STATUSES) + ")$")] = None,
+    status_: Annotated[
+        str | None, Query(alias="status", pattern="^(" + "|".join(COMPARISON_STATUSES) + ")$")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> ComparisonList:
@@ -403,7 +414,10 @@ def list_comparisons(
     if cursor:
         created, last_id = decode_cursor(cursor)
         query = query.where(
-            or_(Comparison.created_at < created, and_(Comparison.created_at == created, Comparison.id < last_id))
+            or_(
+                Comparison.created_at < created,
+                and_(Comparison.created_at == created, Comparison.id < last_id),
+            )
         )
     rows = (
         session.execute(query.order_by(Comparison.created_at.desc(), Comparison.id.desc()).limit(limit + 1))
@@ -414,7 +428,9 @@ def list_comparisons(
     kids: dict[str, list[tuple[str, int, int]]] = {c.id: [] for c in page}
     if page:
         for cid, st, epoch, epochs in session.execute(
-            select(Job.comparison_id, Job.status, Job.epoch, Job.epochs).where(Job.comparison_id.in_(list(kids)))
+            select(Job.comparison_id, Job.status, Job.epoch, Job.epochs).where(
+                Job.comparison_id.in_(list(kids))
+            )
         ):
             kids[cid].append((st, epoch, epochs))
     next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None

@@ -69,7 +69,14 @@ HIGHER_IS_BETTER = {
     "loss": False,
 }
 MAX_MATRIX_CLASSES = 100
-CURVE_KEYS = ("loss", "accuracy", "mean_similarity", "mistake_severity", "mean_class_distance", "group_accuracy")
+CURVE_KEYS = (
+    "loss",
+    "accuracy",
+    "mean_similarity",
+    "mistake_severity",
+    "mean_class_distance",
+    "group_accuracy",
+)
 _SKIP_METRICS = {"confusion_matrix", "count"}
 
 
@@ -238,8 +245,15 @@ def build_report(
                 entry["confusion_matrix"] = np.sum(mats, axis=0).astype(np.int64).tolist()
         if name != baseline:
             entry["differences"] = _differences(
-                name, baseline, seeds, by_key, headline, (sim, values, period, groups),
-                n_boot=n_boot, confidence=confidence, boot_seed=bootstrap_seed,
+                name,
+                baseline,
+                seeds,
+                by_key,
+                headline,
+                (sim, values, period, groups),
+                n_boot=n_boot,
+                confidence=confidence,
+                boot_seed=bootstrap_seed,
             )
         report_variants[name] = entry
 
@@ -328,9 +342,17 @@ def _differences(
         ci = dict(
             cis.get(m)
             or {
-                "diff": None, "stat_a": None, "stat_b": None, "ci_low": None, "ci_high": None,
-                "confidence": confidence, "distinguishable": False, "n": 0, "n_boot": 0,
-                "method": None, "seed": boot_seed,
+                "diff": None,
+                "stat_a": None,
+                "stat_b": None,
+                "ci_low": None,
+                "ci_high": None,
+                "confidence": confidence,
+                "distinguishable": False,
+                "n": 0,
+                "n_boot": 0,
+                "method": None,
+                "seed": boot_seed,
             }
         )
         baseline_value, variant_value = ci.pop("stat_a", None), ci.pop("stat_b", None)

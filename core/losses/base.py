@@ -18,11 +18,18 @@ from torch import nn
 
 from core.errors import SpecError
 
-__all__ = ["ClassificationLoss", "check_range", "check_similarity", "check_num_classes"]
+__all__ = ["ClassificationLoss", "check_num_classes", "check_range", "check_similarity"]
 
 
-def check_range(field: str, value: float, lo: float | None = None, hi: float | None = None, *,
-                lo_open: bool = False, hi_open: bool = False) -> float:
+def check_range(
+    field: str,
+    value: float,
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> float:
     """Return `value` as float if it is finite and within [lo, hi] (open ends as asked), else SpecError."""
     try:
         x = float(value)
@@ -45,10 +52,14 @@ def check_num_classes(num_classes: int, field: str = "classes") -> int:
 
 def check_similarity(similarity: torch.Tensor, field: str = "similarity") -> torch.Tensor:
     """A float32 copy of S after checking: C x C, finite, in [0, 1], diagonal 1."""
-    if not isinstance(similarity, torch.Tensor) or similarity.dim() != 2 or similarity.shape[0] != similarity.shape[1]:
+    if (
+        not isinstance(similarity, torch.Tensor)
+        or similarity.dim() != 2
+        or similarity.shape[0] != similarity.shape[1]
+    ):
         shape = tuple(similarity.shape) if isinstance(similarity, torch.Tensor) else type(similarity).__name__
         raise SpecError(field, f"must be a square C x C tensor, got {shape}")
-    s = similarity.detach().to(torch.float32)
+    s = similarity.detach().to("cpu", torch.float32)
     check_num_classes(s.shape[0])
     if not torch.isfinite(s).all():
         raise SpecError(field, "must be finite")

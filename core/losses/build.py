@@ -35,7 +35,6 @@ from core.losses.soft_labels import SoftLabelLoss
 from core.losses.spec import CombinedSpec, parse_loss_spec
 from core.similarity import (
     HierarchySimilarity,
-    OrdinalSimilarity,
     build_similarity,
     check_classes,
     class_values,
@@ -43,14 +42,15 @@ from core.similarity import (
     parse_similarity_spec,
 )
 
-__all__ = ["build_loss", "NEEDS_SIMILARITY"]
+__all__ = ["NEEDS_SIMILARITY", "build_loss"]
 
 NEEDS_SIMILARITY = ("simloss", "soft_labels", "expected_cost", "pairwise", "partial_credit")
 _ORDERED = ("expected_value", "emd")
 
 
-def build_loss(spec: Any, similarity: torch.Tensor | None, classes: list[str],
-               similarity_spec: Any = None) -> ClassificationLoss:
+def build_loss(
+    spec: Any, similarity: torch.Tensor | None, classes: list[str], similarity_spec: Any = None
+) -> ClassificationLoss:
     """The `nn.Module` for `spec`; call it as `loss(logits (N, C), targets (N,))` -> batch mean."""
     parsed = parse_loss_spec(spec)
     classes = check_classes(classes)
@@ -62,7 +62,10 @@ def build_loss(spec: Any, similarity: torch.Tensor | None, classes: list[str],
     if similarity is not None:
         similarity = check_similarity(similarity)
         if similarity.shape[0] != len(classes):
-            raise SpecError("similarity", f"is {similarity.shape[0]} x {similarity.shape[0]} but there are {len(classes)} classes")
+            raise SpecError(
+                "similarity",
+                f"is {similarity.shape[0]} x {similarity.shape[0]} but there are {len(classes)} classes",
+            )
     if isinstance(parsed, CombinedSpec):
         parts = []
         for k, component in enumerate(parsed.components):
@@ -71,13 +74,15 @@ def build_loss(spec: Any, similarity: torch.Tensor | None, classes: list[str],
             except SpecError as exc:
                 field = exc.field
                 if field.startswith("loss."):
-                    field = f"loss.components.{k}.loss." + field[len("loss."):]
+                    field = f"loss.components.{k}.loss." + field[len("loss.") :]
                 raise SpecError(field, exc.reason) from exc
         return CombinedLoss(parts, [c.weight for c in parsed.components])
     return _build_one(parsed, similarity, classes, sim_spec)
 
 
-def _build_one(spec: Any, similarity: torch.Tensor | None, classes: list[str], sim_spec: Any) -> ClassificationLoss:
+def _build_one(
+    spec: Any, similarity: torch.Tensor | None, classes: list[str], sim_spec: Any
+) -> ClassificationLoss:
     kind = spec.kind
     if kind in NEEDS_SIMILARITY and similarity is None:
         raise SpecError("loss.kind", f"{kind} needs a similarity spec; got none")
@@ -100,8 +105,11 @@ def _build_one(spec: Any, similarity: torch.Tensor | None, classes: list[str], s
         return HierarchicalXELoss(hierarchy_paths(sim_spec, classes), alpha=spec.alpha)
     if kind in _ORDERED:
         if sim_spec is not None and sim_spec.kind not in ("identity", "ordinal"):
-            raise SpecError("loss.kind", f"{kind} needs ordered classes: an ordinal similarity spec or none "
-                                         f"(class order); got kind {sim_spec.kind!r}")
+            raise SpecError(
+                "loss.kind",
+                f"{kind} needs ordered classes: an ordinal similarity spec or none "
+                f"(class order); got kind {sim_spec.kind!r}",
+            )
         values, period = class_values(sim_spec, classes)
         if values is None:
             values = torch.arange(len(classes), dtype=torch.float32)

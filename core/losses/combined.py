@@ -16,7 +16,7 @@ from torch import nn
 from core.errors import SpecError
 from core.losses.base import ClassificationLoss, check_range
 
-__all__ = ["CombinedLoss", "MAX_COMPONENTS"]
+__all__ = ["MAX_COMPONENTS", "CombinedLoss"]
 
 MAX_COMPONENTS = 8
 
@@ -31,9 +31,14 @@ class CombinedLoss(ClassificationLoss):
             raise SpecError("loss.components", f"need 1..{MAX_COMPONENTS} losses with one weight each")
         num_classes = {loss.num_classes for loss in losses}
         if len(num_classes) != 1:
-            raise SpecError("loss.components", f"components disagree on the number of classes: {sorted(num_classes)}")
+            raise SpecError(
+                "loss.components", f"components disagree on the number of classes: {sorted(num_classes)}"
+            )
         super().__init__(num_classes.pop())
-        w = [check_range(f"loss.components.{k}.weight", x, 0.0, 1000.0, lo_open=True) for k, x in enumerate(weights)]
+        w = [
+            check_range(f"loss.components.{k}.weight", x, 0.0, 1000.0, lo_open=True)
+            for k, x in enumerate(weights)
+        ]
         self.components = nn.ModuleList(losses)
         self.register_buffer("component_weights", torch.tensor(w, dtype=torch.float32))
 

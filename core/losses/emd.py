@@ -27,8 +27,11 @@ class EMDLoss(ClassificationLoss):
 
     order: torch.Tensor
     rank: torch.Tensor
+    thresholds: torch.Tensor
 
-    def __init__(self, num_classes: int, order: torch.Tensor | None = None, mean_over_classes: bool = False) -> None:
+    def __init__(
+        self, num_classes: int, order: torch.Tensor | None = None, mean_over_classes: bool = False
+    ) -> None:
         super().__init__(num_classes)
         order = torch.arange(num_classes) if order is None else torch.as_tensor(order, dtype=torch.long)
         if sorted(order.tolist()) != list(range(num_classes)):

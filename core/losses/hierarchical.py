@@ -3,7 +3,8 @@
 Bertinetto et al., "Making Better Mistakes: Leveraging Class Hierarchies with Deep Networks", CVPR 2020.
 For the true leaf y with path y = C^(0), C^(1), ..., C^(h) = root:
 
-    loss = -sum_{l=0}^{h-1} exp(-alpha * l) * log p(C^(l) | C^(l+1)),   p(C^(l) | C^(l+1)) = p(C^(l)) / p(C^(l+1))
+    loss = -sum_{l=0}^{h-1} exp(-alpha * l) * log p(C^(l) | C^(l+1))
+    p(C^(l) | C^(l+1)) = p(C^(l)) / p(C^(l+1))
 
 where p(node) is the sum of softmax probabilities of the classes (leaves) below it and l, the number
 of edges from the leaf up to C^(l), is the node's height above the leaves (the paper's h(C) for a

@@ -24,25 +24,25 @@ Structural problems raise pydantic `ValidationError` (loc names the field, e.g.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, TypeAdapter
 
 __all__ = [
+    "LOSS_KINDS",
+    "BaseLossSpec",
+    "CombinedSpec",
+    "ComponentSpec",
     "CrossEntropySpec",
-    "SimLossSpec",
-    "SoftLabelsSpec",
-    "ExpectedValueSpec",
+    "EMDSpec",
     "ExpectedCostSpec",
+    "ExpectedValueSpec",
+    "HierarchicalXESpec",
+    "LossSpec",
     "PairwiseSpec",
     "PartialCreditSpec",
-    "HierarchicalXESpec",
-    "EMDSpec",
-    "ComponentSpec",
-    "CombinedSpec",
-    "BaseLossSpec",
-    "LossSpec",
-    "LOSS_KINDS",
+    "SimLossSpec",
+    "SoftLabelsSpec",
     "parse_loss_spec",
 ]
 
@@ -101,17 +101,17 @@ class EMDSpec(_Loss):
 
 
 BaseLossSpec = Annotated[
-    Union[
-        CrossEntropySpec,
-        SimLossSpec,
-        SoftLabelsSpec,
-        ExpectedValueSpec,
-        ExpectedCostSpec,
-        PairwiseSpec,
-        PartialCreditSpec,
-        HierarchicalXESpec,
-        EMDSpec,
-    ],
+    (
+        CrossEntropySpec
+        | SimLossSpec
+        | SoftLabelsSpec
+        | ExpectedValueSpec
+        | ExpectedCostSpec
+        | PairwiseSpec
+        | PartialCreditSpec
+        | HierarchicalXESpec
+        | EMDSpec
+    ),
     Field(discriminator="kind"),
 ]
 
@@ -126,7 +126,7 @@ class CombinedSpec(_Loss):
     components: Annotated[list[ComponentSpec], Field(min_length=1, max_length=8)]
 
 
-LossSpec = Annotated[Union[BaseLossSpec, CombinedSpec], Field(discriminator="kind")]
+LossSpec = Annotated[BaseLossSpec | CombinedSpec, Field(discriminator="kind")]
 LOSS_KINDS = (
     "cross_entropy",
     "simloss",

@@ -14,7 +14,8 @@ one spec serves every subset; lists that name classes (`groups`, `pairs`) must n
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -33,7 +34,7 @@ from core.similarity.spec import (
     parse_similarity_spec,
 )
 
-__all__ = ["build_similarity", "class_values", "class_groups", "check_classes", "hierarchy_paths"]
+__all__ = ["build_similarity", "check_classes", "class_groups", "class_values", "hierarchy_paths"]
 
 
 def check_classes(classes: Any) -> list[str]:
@@ -127,7 +128,9 @@ def hierarchy_paths(spec: HierarchySimilarity, classes: list[str]) -> list[list[
         if c not in spec.parents:
             raise SpecError("similarity.parents", f"class {c!r} is not in the hierarchy (it has no parent)")
         if c in children:
-            raise SpecError("similarity.parents", f"class {c!r} has children in the hierarchy; classes must be leaves")
+            raise SpecError(
+                "similarity.parents", f"class {c!r} has children in the hierarchy; classes must be leaves"
+            )
         path = [c]
         while path[-1] in spec.parents:
             path.append(spec.parents[path[-1]])
@@ -159,7 +162,9 @@ def _embedding(spec: EmbeddingSimilarity, classes: list[str]) -> torch.Tensor:
     if spec.vectors is not None:
         missing = [c for c in classes if c not in spec.vectors]
         if missing:
-            raise SpecError("similarity.vectors", f"no vector for class {missing[0]!r} ({len(missing)} classes missing)")
+            raise SpecError(
+                "similarity.vectors", f"no vector for class {missing[0]!r} ({len(missing)} classes missing)"
+            )
         vecs = torch.tensor([spec.vectors[c] for c in classes], dtype=torch.float64)
     else:
         assert spec.model is not None
@@ -198,15 +203,18 @@ def class_values(spec: Any, classes: list[str]) -> tuple[torch.Tensor | None, fl
     else:
         missing = [c for c in classes if c not in parsed.values]
         if missing:
-            raise SpecError("similarity.values", f"no value for class {missing[0]!r} ({len(missing)} classes missing)")
+            raise SpecError(
+                "similarity.values", f"no value for class {missing[0]!r} ({len(missing)} classes missing)"
+            )
         values = torch.tensor([parsed.values[c] for c in classes], dtype=torch.float32)
         span = max(parsed.values.values()) - min(parsed.values.values())
     period = parsed.default_period(len(classes))
     if parsed.cyclic:
-        if period is None:
-            raise SpecError("similarity.period", "all values are equal; give the period explicitly")
+        assert period is not None  # the spec model requires one when all values are equal
         if period <= span:
-            raise SpecError("similarity.period", f"must exceed the span of the classes ({span:g}); got {period:g}")
+            raise SpecError(
+                "similarity.period", f"must exceed the span of the classes ({span:g}); got {period:g}"
+            )
     return values, period
 
 

@@ -21,7 +21,7 @@ import torch
 
 from core.errors import SpecError
 
-__all__ = ["class_text", "load_model", "embed_texts", "cosine_similarity"]
+__all__ = ["class_text", "cosine_similarity", "embed_texts", "load_model"]
 
 _LOCK = threading.Lock()
 _CACHE: dict[tuple[str, str], np.ndarray] = {}
@@ -32,7 +32,7 @@ def class_text(name: str, template: str) -> str:
     return template.replace("{}", " ".join(name.replace("_", " ").split()))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_model(name: str) -> Any:
     """Load a packaged sentence-embedding model (cached per process). SpecError if not installed."""
     if name != "all-MiniLM-L6-v2":
@@ -53,8 +53,13 @@ def embed_texts(texts: list[str], model: str) -> np.ndarray:
         missing = [t for t in dict.fromkeys(texts) if (model, t) not in _CACHE]
         if missing:
             encoder = load_model(model)
-            vecs = encoder.encode(missing, normalize_embeddings=True, convert_to_numpy=True,
-                                  show_progress_bar=False, batch_size=64)
+            vecs = encoder.encode(
+                missing,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+                batch_size=64,
+            )
             for t, v in zip(missing, vecs):
                 _CACHE[(model, t)] = np.asarray(v, dtype=np.float32)
         return np.stack([_CACHE[(model, t)] for t in texts])

@@ -32,30 +32,31 @@ costs time, not the rejection.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+import itertools
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, TypeAdapter, field_validator
 from pydantic_core import PydanticCustomError
 from pydantic_core.core_schema import ValidationInfo
 
 __all__ = [
+    "DEFAULT_TEMPLATE",
+    "EMBEDDING_MODELS",
     "MAX_CLASSES",
+    "MAX_HIERARCHY_DEPTH",
+    "MAX_HIERARCHY_NODES",
     "MAX_NAME_LENGTH",
     "MAX_PAIRS",
-    "MAX_HIERARCHY_NODES",
-    "MAX_HIERARCHY_DEPTH",
     "MAX_VECTOR_DIM",
-    "EMBEDDING_MODELS",
-    "DEFAULT_TEMPLATE",
+    "SIMILARITY_KINDS",
+    "EmbeddingSimilarity",
+    "GroupsSimilarity",
+    "HierarchySimilarity",
     "IdentitySimilarity",
     "MatrixSimilarity",
     "OrdinalSimilarity",
-    "GroupsSimilarity",
     "PairsSimilarity",
-    "HierarchySimilarity",
-    "EmbeddingSimilarity",
     "SimilaritySpec",
-    "SIMILARITY_KINDS",
     "parse_similarity_spec",
 ]
 
@@ -107,8 +108,11 @@ class MatrixSimilarity(_Spec):
                 raise _fail("must be square: {n} rows but row {i} has {m} values", n=n, i=i, m=len(row))
         for i in range(n):
             if abs(v[i][i] - 1.0) > DIAGONAL_TOLERANCE:
-                raise _fail("the diagonal must be 1 (a class is fully like itself); values[{i}][{i}] is {x}",
-                            i=i, x=v[i][i])
+                raise _fail(
+                    "the diagonal must be 1 (a class is fully like itself); values[{i}][{i}] is {x}",
+                    i=i,
+                    x=v[i][i],
+                )
         return v
 
 
@@ -127,16 +131,20 @@ class OrdinalSimilarity(_Spec):
     reduction_factor: Annotated[float, Strict(), Field(ge=0.0, le=1.0, allow_inf_nan=False)] = 0.5
     values: Annotated[dict[ClassName, Finite], Field(min_length=1, max_length=MAX_CLASSES)] | None = None
     cyclic: Flag = False
-    period: Annotated[float, Strict(), Field(gt=0.0, allow_inf_nan=False)] | None = None
+    period: Annotated[float, Strict(), Field(gt=0.0, allow_inf_nan=False)] | None = Field(
+        default=None, validate_default=True
+    )
 
     @field_validator("period")
     @classmethod
     def _period(cls, v: float | None, info: ValidationInfo) -> float | None:
+        values = info.data.get("values")
         if v is None:
+            if info.data.get("cyclic", False) and values and len(set(values.values())) < 2:
+                raise _fail("all values are equal, so there is no default period; give it explicitly")
             return v
         if not info.data.get("cyclic", False):
             raise _fail("period is only used with cyclic: true")
-        values = info.data.get("values")
         if values:
             span = max(values.values()) - min(values.values())
             if v <= span:
@@ -154,7 +162,7 @@ class OrdinalSimilarity(_Spec):
         distinct = sorted(set(self.values.values()))
         if len(distinct) < 2:
             return None
-        step = min(b - a for a, b in zip(distinct, distinct[1:]))
+        step = min(b - a for a, b in itertools.pairwise(distinct))
         return float(distinct[-1] - distinct[0] + step)
 
 
@@ -179,7 +187,9 @@ class GroupsSimilarity(_Spec):
         for g, names in enumerate(v):
             for name in names:
                 if name in seen:
-                    raise _fail("class '{name}' is listed twice (groups {a} and {b})", name=name, a=seen[name], b=g)
+                    raise _fail(
+                        "class '{name}' is listed twice (groups {a} and {b})", name=name, a=seen[name], b=g
+                    )
                 seen[name] = g
         if len(seen) > MAX_CLASSES:
             raise _fail("at most {n} classes in all", n=MAX_CLASSES)
@@ -203,7 +213,9 @@ class PairsSimilarity(_Spec):
 
     @field_validator("pairs")
     @classmethod
-    def _consistent(cls, v: list[tuple[str, str, float]], info: ValidationInfo) -> list[tuple[str, str, float]]:
+    def _consistent(
+        cls, v: list[tuple[str, str, float]], info: ValidationInfo
+    ) -> list[tuple[str, str, float]]:
         symmetric = info.data.get("symmetric", True)
         seen: dict[tuple[str, str], tuple[int, float]] = {}
         for k, (a, b, value) in enumerate(v):
@@ -212,8 +224,15 @@ class PairsSimilarity(_Spec):
             keys = [(a, b), (b, a)] if symmetric else [(a, b)]
             for key in keys:
                 if key in seen and seen[key][1] != value:
-                    raise _fail("pairs[{k}] gives '{a}', '{b}' the value {x} but pairs[{j}] gave {y}",
-                                k=k, a=a, b=b, x=value, j=seen[key][0], y=seen[key][1])
+                    raise _fail(
+                        "pairs[{k}] gives '{a}', '{b}' the value {x} but pairs[{j}] gave {y}",
+                        k=k,
+                        a=a,
+                        b=b,
+                        x=value,
+                        j=seen[key][0],
+                        y=seen[key][1],
+                    )
                 seen[key] = (k, value)
         return v
 
@@ -229,9 +248,7 @@ class HierarchySimilarity(_Spec):
     """
 
     kind: Literal["hierarchy"]
-    parents: Annotated[
-        dict[ClassName, ClassName], Field(min_length=1, max_length=MAX_HIERARCHY_NODES)
-    ]
+    parents: Annotated[dict[ClassName, ClassName], Field(min_length=1, max_length=MAX_HIERARCHY_NODES)]
     decay: Annotated[float, Strict(), Field(ge=0.0, le=1.0, allow_inf_nan=False)] = 0.5
 
     @field_validator("parents")
@@ -267,12 +284,17 @@ class EmbeddingSimilarity(_Spec):
     """
 
     kind: Literal["embedding"]
-    vectors: Annotated[
-        dict[ClassName, Annotated[list[Finite], Field(min_length=1, max_length=MAX_VECTOR_DIM)]],
-        Field(min_length=1, max_length=MAX_CLASSES),
-    ] | None = None
+    vectors: (
+        Annotated[
+            dict[ClassName, Annotated[list[Finite], Field(min_length=1, max_length=MAX_VECTOR_DIM)]],
+            Field(min_length=1, max_length=MAX_CLASSES),
+        ]
+        | None
+    ) = None
     model: Literal["all-MiniLM-L6-v2"] | None = Field(default=None, validate_default=True)
-    template: Annotated[str, Strict(), StringConstraints(min_length=2, max_length=MAX_NAME_LENGTH)] | None = None
+    template: Annotated[str, Strict(), StringConstraints(min_length=2, max_length=MAX_NAME_LENGTH)] | None = (
+        None
+    )
     threshold: Annotated[float, Strict(), Field(ge=0.0, lt=1.0, allow_inf_nan=False)] = 0.0
     power: Annotated[float, Strict(), Field(gt=0.0, le=100.0, allow_inf_nan=False)] = 1.0
     reduction_factor: Annotated[float, Strict(), Field(gt=0.0, le=1.0, allow_inf_nan=False)] = 1.0
@@ -295,7 +317,7 @@ class EmbeddingSimilarity(_Spec):
     def _one_source(cls, v: str | None, info: ValidationInfo) -> str | None:
         has_vectors = info.data.get("vectors") is not None
         if v is None and not has_vectors and "vectors" in info.data:
-            raise _fail("give either vectors or model (e.g. \"all-MiniLM-L6-v2\")")
+            raise _fail('give either vectors or model (e.g. "all-MiniLM-L6-v2")')
         if v is not None and has_vectors:
             raise _fail("give either vectors or model, not both")
         return v
@@ -317,15 +339,15 @@ class EmbeddingSimilarity(_Spec):
 
 
 SimilaritySpec = Annotated[
-    Union[
-        IdentitySimilarity,
-        MatrixSimilarity,
-        OrdinalSimilarity,
-        GroupsSimilarity,
-        PairsSimilarity,
-        HierarchySimilarity,
-        EmbeddingSimilarity,
-    ],
+    (
+        IdentitySimilarity
+        | MatrixSimilarity
+        | OrdinalSimilarity
+        | GroupsSimilarity
+        | PairsSimilarity
+        | HierarchySimilarity
+        | EmbeddingSimilarity
+    ),
     Field(discriminator="kind"),
 ]
 SIMILARITY_KINDS = ("identity", "matrix", "ordinal", "groups", "pairs", "hierarchy", "embedding")

@@ -23,7 +23,9 @@ def test_artifacts_and_predict(service, trained_artifacts, finish_with_artifacts
     job = service.create_job(JOB)
     # before it succeeded: no artifacts, no predictions
     assert service.client.get(f"/v1/jobs/{job['id']}/artifacts", headers=service.auth_a).json()["items"] == []
-    r = service.client.post(f"/v1/jobs/{job['id']}/predict", json={"inputs": [[0.0] * 64]}, headers=service.auth_a)
+    r = service.client.post(
+        f"/v1/jobs/{job['id']}/predict", json={"inputs": [[0.0] * 64]}, headers=service.auth_a
+    )
     assert r.status_code == 409 and "queued" in r.json()["error"]["message"]
 
     finish_with_artifacts(service, job["id"], trained_artifacts)
@@ -42,7 +44,8 @@ def test_artifacts_and_predict(service, trained_artifacts, finish_with_artifacts
     assert r.headers["content-length"] == str(len(expected))
     assert r.headers["etag"] == f'"{hashlib.sha256(expected).hexdigest()}"'
     r2 = service.client.get(
-        f"/v1/jobs/{job['id']}/artifacts/model.onnx", headers={**service.auth_a, "If-None-Match": r.headers["etag"]}
+        f"/v1/jobs/{job['id']}/artifacts/model.onnx",
+        headers={**service.auth_a, "If-None-Match": r.headers["etag"]},
     )
     assert r2.status_code == 304
     for bad in ("nope.bin", "..%2Fsecret", ".hidden", "a" * 65):
@@ -52,7 +55,9 @@ def test_artifacts_and_predict(service, trained_artifacts, finish_with_artifacts
 
     ds = trained_artifacts["dataset"]
     rows = ds.x[:5]
-    r = service.client.post(f"/v1/jobs/{job['id']}/predict", json={"inputs": rows.tolist()}, headers=service.auth_a)
+    r = service.client.post(
+        f"/v1/jobs/{job['id']}/predict", json={"inputs": rows.tolist()}, headers=service.auth_a
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["classes"] == TRAINED_CLASSES
@@ -66,7 +71,9 @@ def test_artifacts_and_predict(service, trained_artifacts, finish_with_artifacts
 
     # shape, values and row-count bounds name `inputs`
     for inputs in ([[0.0] * 63], [[0.0] * 64, [0.0] * 63], [["a"] * 64], [1.0, 2.0], []):
-        r = service.client.post(f"/v1/jobs/{job['id']}/predict", json={"inputs": inputs}, headers=service.auth_a)
+        r = service.client.post(
+            f"/v1/jobs/{job['id']}/predict", json={"inputs": inputs}, headers=service.auth_a
+        )
         assert r.status_code == 422, (inputs, r.text)
         assert r.json()["error"]["details"][0]["field"].startswith("inputs")
 
@@ -75,8 +82,12 @@ def test_predict_row_bound(make_service, trained_artifacts, finish_with_artifact
     svc = make_service("sqlite", max_predict_rows=2)
     job = svc.create_job(JOB)
     finish_with_artifacts(svc, job["id"], trained_artifacts)
-    r = svc.client.post(f"/v1/jobs/{job['id']}/predict", json={"inputs": [[0.0] * 64] * 3}, headers=svc.auth_a)
+    r = svc.client.post(
+        f"/v1/jobs/{job['id']}/predict", json={"inputs": [[0.0] * 64] * 3}, headers=svc.auth_a
+    )
     assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "inputs"
     # nested rows in the feature shape work too (here the shape is flat: 64)
-    r = svc.client.post(f"/v1/jobs/{job['id']}/predict", json={"inputs": [[0.5] * 64] * 2}, headers=svc.auth_a)
+    r = svc.client.post(
+        f"/v1/jobs/{job['id']}/predict", json={"inputs": [[0.5] * 64] * 2}, headers=svc.auth_a
+    )
     assert r.status_code == 200 and len(r.json()["predictions"]) == 2

@@ -26,7 +26,9 @@ def _csv_bytes(label: str = "label") -> bytes:
 def _parquet_bytes() -> bytes:
     import pandas as pd
 
-    frame = pd.DataFrame({"f1": np.arange(9, dtype=float), "f2": np.ones(9), "label": [CLASSES[i % 3] for i in range(9)]})
+    frame = pd.DataFrame(
+        {"f1": np.arange(9, dtype=float), "f2": np.ones(9), "label": [CLASSES[i % 3] for i in range(9)]}
+    )
     buf = io.BytesIO()
     frame.to_parquet(buf)
     return buf.getvalue()
@@ -179,7 +181,15 @@ def _bad_npz_one_class() -> bytes:
         ("d.txt", b"hello", "file", "unsupported"),
         ("d.npz", b"not a zip at all", "file", "zip"),
     ],
-    ids=["missing-label-column", "non-numeric", "non-utf8", "one-class", "zip-slip", "unknown-ext", "corrupt"],
+    ids=[
+        "missing-label-column",
+        "non-numeric",
+        "non-utf8",
+        "one-class",
+        "zip-slip",
+        "unknown-ext",
+        "corrupt",
+    ],
 )
 def test_bad_files_are_422_naming_the_field(embedded, filename, data, field, words):
     r = upload(embedded, filename, data)
@@ -206,7 +216,9 @@ def test_builtin_list_and_delete(embedded):
     assert refs["builtin:digits"]["feature_shape"] == [64]
 
     ds = upload(embedded, "d.npz", _npz_bytes()).json()
-    job = embedded.create_job({"dataset": ds["id"], "loss": {"kind": "cross_entropy"}, "training": {"epochs": 1}})
+    job = embedded.create_job(
+        {"dataset": ds["id"], "loss": {"kind": "cross_entropy"}, "training": {"epochs": 1}}
+    )
     r = embedded.client.delete(f"/v1/datasets/{ds['id']}", headers=embedded.auth_a)
     assert r.status_code == 409 and job["id"] in str(r.json()["error"]["details"])
     assert embedded.client.post(f"/v1/jobs/{job['id']}/cancel", headers=embedded.auth_a).status_code == 202
@@ -215,3 +227,14 @@ def test_builtin_list_and_delete(embedded):
     assert _stored_files(embedded) == []
     assert embedded.client.get(f"/v1/datasets/{ds['id']}", headers=embedded.auth_a).status_code == 404
     assert embedded.client.delete(f"/v1/datasets/{ds['id']}", headers=embedded.auth_a).status_code == 404
+
+
+def test_stored_bytes_quota(make_service):
+    svc = make_service("sqlite", max_stored_bytes_per_tenant=1500)
+    first = upload(svc, "a.npz", _npz_bytes(seed=1))
+    assert first.status_code == 201 and first.json()["stored_bytes"] <= 1500
+    second = upload(svc, "b.npz", _npz_bytes(seed=2))
+    assert second.status_code == 413, second.text
+    assert second.json()["error"]["code"] == "storage_quota_exceeded"
+    assert len(_stored_files(svc)) == 1 and _leftover_tmp(svc) == []
+    assert upload(svc, "b.npz", _npz_bytes(seed=2), key=svc.key_b).status_code == 201

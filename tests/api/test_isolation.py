@@ -28,8 +28,9 @@ def test_tenant_b_cannot_see_or_touch_tenant_a(service, trained_artifacts, finis
     ds = c.post("/v1/datasets", files={"file": ("a.npz", _npz())}, headers=a).json()
     done = service.create_job(JOB)
     finish_with_artifacts(service, done["id"], trained_artifacts)
-    queued = service.create_job({**JOB, "dataset": ds["id"], "classes": None, "similarity": None,
-                                 "loss": {"kind": "cross_entropy"}})
+    queued = service.create_job(
+        {**JOB, "dataset": ds["id"], "classes": None, "similarity": None, "loss": {"kind": "cross_entropy"}}
+    )
 
     for job_id in (done["id"], queued["id"]):
         for method, path, kwargs in [

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from core.db import jobs as jobstate
 from core.db.models import Job, JobEvent
+
 SIMPLE_JOB = {"dataset": "builtin:digits", "loss": {"kind": "cross_entropy"}, "training": {"epochs": 2}}
 
 SIMLOSS_JOB = {
@@ -60,8 +61,16 @@ def _err(r):
         ({"similarity": {"kind": "matrix", "values": [[1, 0.5], [0.5, 1]]}}, "similarity"),
         ({"unexpected": 1}, "unexpected"),
     ],
-    ids=["unknown-loss", "simloss-without-similarity", "unknown-class", "epochs-over-max", "bad-dataset-ref",
-         "loss-param", "matrix-wrong-size", "extra-field"],
+    ids=[
+        "unknown-loss",
+        "simloss-without-similarity",
+        "unknown-class",
+        "epochs-over-max",
+        "bad-dataset-ref",
+        "loss-param",
+        "matrix-wrong-size",
+        "extra-field",
+    ],
 )
 def test_bad_specs_are_422_naming_the_field(make_service, patch, field):
     svc = make_service("sqlite", max_epochs=5)
@@ -78,7 +87,11 @@ def test_bad_specs_are_422_naming_the_field(make_service, patch, field):
 
 def test_nan_in_similarity_values_is_422(embedded):
     body = json.dumps(
-        {**SIMLOSS_JOB, "classes": ["0", "1"], "similarity": {"kind": "matrix", "values": [[1.0, "NAN"], [0.5, 1.0]]}}
+        {
+            **SIMLOSS_JOB,
+            "classes": ["0", "1"],
+            "similarity": {"kind": "matrix", "values": [[1.0, "NAN"], [0.5, 1.0]]},
+        }
     ).replace('"NAN"', "NaN")
     r = embedded.client.post(
         "/v1/jobs", content=body, headers={**embedded.auth_a, "Content-Type": "application/json"}
@@ -104,14 +117,20 @@ def test_idempotency_key(service):
     again = service.client.post("/v1/jobs", json=dict(reversed(list(SIMPLE_JOB.items()))), headers=headers)
     assert again.status_code == 200
     assert again.json()["id"] == first.json()["id"]
-    different = service.client.post("/v1/jobs", json={**SIMPLE_JOB, "training": {"epochs": 3}}, headers=headers)
+    different = service.client.post(
+        "/v1/jobs", json={**SIMPLE_JOB, "training": {"epochs": 3}}, headers=headers
+    )
     assert different.status_code == 409
     assert different.json()["error"]["code"] == "conflict"
     # another tenant may use the same key for its own job
-    other = service.client.post("/v1/jobs", json=SIMPLE_JOB, headers={**service.auth_b, "Idempotency-Key": "create-once-1"})
+    other = service.client.post(
+        "/v1/jobs", json=SIMPLE_JOB, headers={**service.auth_b, "Idempotency-Key": "create-once-1"}
+    )
     assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
     assert service.queued_messages() == 2
-    too_long = service.client.post("/v1/jobs", json=SIMPLE_JOB, headers={**service.auth_a, "Idempotency-Key": "k" * 201})
+    too_long = service.client.post(
+        "/v1/jobs", json=SIMPLE_JOB, headers={**service.auth_a, "Idempotency-Key": "k" * 201}
+    )
     assert _err(too_long)["details"][0]["field"] == "Idempotency-Key"
 
 
@@ -132,13 +151,18 @@ def test_pagination_and_status_filter(service):
     service.client.post(f"/v1/jobs/{ids[2]}/cancel", headers=service.auth_a)
     cancelled = service.client.get("/v1/jobs", params={"status": "cancelled"}, headers=service.auth_a).json()
     assert [j["id"] for j in cancelled["items"]] == [ids[2]]
-    queued = service.client.get("/v1/jobs", params={"status": "queued", "limit": 100}, headers=service.auth_a).json()
+    queued = service.client.get(
+        "/v1/jobs", params={"status": "queued", "limit": 100}, headers=service.auth_a
+    ).json()
     assert len(queued["items"]) == 6 and queued["next_cursor"] is None
     assert _err(service.client.get("/v1/jobs", params={"status": "bogus"}, headers=service.auth_a))
     assert _err(service.client.get("/v1/jobs", params={"limit": 101}, headers=service.auth_a))
-    assert _err(service.client.get("/v1/jobs", params={"cursor": "garbage!"}, headers=service.auth_a))[
-        "details"
-    ][0]["field"] == "cursor"
+    assert (
+        _err(service.client.get("/v1/jobs", params={"cursor": "garbage!"}, headers=service.auth_a))[
+            "details"
+        ][0]["field"]
+        == "cursor"
+    )
 
 
 def test_cancel_queued_job_is_terminal(service):
@@ -165,7 +189,9 @@ def test_cancel_queued_job_is_terminal(service):
     r = service.client.get(
         f"/v1/jobs/{job['id']}/events/stream", headers={**service.auth_a, "Last-Event-ID": ids[0]}
     )
-    assert [json.loads(line[5:])["id"] for line in r.text.splitlines() if line.startswith("data:")] == [int(ids[1])]
+    assert [json.loads(line[5:])["id"] for line in r.text.splitlines() if line.startswith("data:")] == [
+        int(ids[1])
+    ]
 
 
 def test_cancel_running_job_sets_the_flag(embedded):
@@ -182,7 +208,9 @@ def test_running_job_progress_metrics_and_events(embedded):
     with embedded.sessionmaker() as s:
         jobstate.claim(s, job["id"], "w1", 60)
         for epoch in (1, 2):
-            assert jobstate.record_epoch(s, job["id"], "w1", epoch, {"epoch": epoch, "val": {"loss": 1.0 / epoch}})
+            assert jobstate.record_epoch(
+                s, job["id"], "w1", epoch, {"epoch": epoch, "val": {"loss": 1.0 / epoch}}
+            )
     got = embedded.client.get(f"/v1/jobs/{job['id']}", headers=embedded.auth_a).json()
     assert got["status"] == "running" and got["attempts"] == 1
     assert got["progress"]["epoch"] == 2 and got["progress"]["fraction"] == 0.5
@@ -228,7 +256,9 @@ def test_json_body_over_the_bound_is_413(make_service):
         for i in range(0, len(raw), 512):
             yield raw[i : i + 512]
 
-    r = svc.client.post("/v1/jobs", content=chunks(), headers={**svc.auth_a, "Content-Type": "application/json"})
+    r = svc.client.post(
+        "/v1/jobs", content=chunks(), headers={**svc.auth_a, "Content-Type": "application/json"}
+    )
     assert r.status_code == 413
     with svc.sessionmaker() as s:
         assert s.execute(select(Job)).first() is None
@@ -241,7 +271,9 @@ def test_broker_down_keeps_the_job_queued_with_a_warning(make_service):
     job = r.json()
     assert job["status"] == "queued" and job["dispatched_at"] is None
     with svc.sessionmaker() as s:
-        kinds = s.execute(select(JobEvent.kind).where(JobEvent.job_id == job["id"]).order_by(JobEvent.id)).scalars()
+        kinds = s.execute(
+            select(JobEvent.kind).where(JobEvent.job_id == job["id"]).order_by(JobEvent.id)
+        ).scalars()
         assert list(kinds) == ["state", "warning"]
         # the reconciler will find it
         assert job["id"] in jobstate.claimable_stale(s, requeue_after_seconds=60)

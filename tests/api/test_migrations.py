@@ -28,7 +28,9 @@ def test_upgrade_head_then_no_autogenerate_difference(empty_database):
             tables = set(sa.inspect(conn).get_table_names())
             assert set(Base.metadata.tables) <= tables
             assert "alembic_version" in tables
-            context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "compare_server_default": True}
+            )
             diff = compare_metadata(context, Base.metadata)
         assert diff == [], diff
     finally:

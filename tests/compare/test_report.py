@@ -8,73 +8,14 @@ import json
 
 import numpy as np
 import pytest
+from compare_testlib import CLASSES, N_VAL, SIM_SPEC, synthetic_runs
 
 from core.compare.report import ChildRun, build_report, comparison_report
-from core.metrics import evaluate
-from core.similarity import build_similarity
-
-CLASSES = ["0", "1", "2", "3", "4"]
-SIM_SPEC = {"kind": "ordinal", "reduction_factor": 0.5}
-N_VAL = 120
-
-
-def _probs(targets: np.ndarray, rng: np.random.Generator, skill: float, near: bool) -> np.ndarray:
-    """Random predictions: right with probability `skill`, else a neighbour (near) or any class."""
-    c = len(CLASSES)
-    pred = targets.copy()
-    wrong = rng.random(len(targets)) > skill
-    if near:
-        step = rng.choice([-1, 1], size=len(targets))
-        pred[wrong] = np.clip(targets[wrong] + step[wrong], 0, c - 1)
-        pred[wrong & (pred == targets)] = (targets[wrong & (pred == targets)] + 1) % c
-    else:
-        pred[wrong] = (targets[wrong] + rng.integers(1, c, size=int(wrong.sum()))) % c
-    probs = rng.random((len(targets), c)) * 0.5
-    probs[np.arange(len(targets)), pred] = 2.0
-    return (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def _run(variant: str, seed: int, indices, targets, probs, job_id: str) -> ChildRun:
-    sim = build_similarity(SIM_SPEC, CLASSES)
-    metrics = evaluate(np.log(probs.astype(np.float64)), targets, sim, CLASSES, similarity_spec=SIM_SPEC)
-    metrics["loss"] = float(metrics["nll"])
-    history = [
-        {"epoch": e, "train": {"loss": 1.0 / e}, "val": {"loss": 1.5 / e, "accuracy": metrics["accuracy"]}}
-        for e in (1, 2)
-    ]
-    return ChildRun(
-        job_id=job_id,
-        variant=variant,
-        seed=seed,
-        status="succeeded",
-        metrics=metrics,
-        history=history,
-        predictions={"indices": indices, "targets": targets, "probs": probs},
-        epochs_completed=2,
-    )
 
 
 @pytest.fixture(scope="module")
 def runs() -> list[ChildRun]:
-    out = []
-    for seed in (10, 11):
-        rng = np.random.default_rng(seed)
-        indices = rng.permutation(1000)[:N_VAL]
-        targets = rng.integers(0, len(CLASSES), size=N_VAL)
-        base = _probs(targets, rng, 0.7, near=False)
-        out.append(_run("baseline", seed, indices, targets, base, f"b{seed}"))
-        # "near": the same mistakes moved next to the true class: never worse on any sample
-        near = base.copy()
-        pred = base.argmax(1)
-        for i in np.flatnonzero(pred != targets):
-            t = targets[i]
-            n = t + 1 if t + 1 < len(CLASSES) else t - 1
-            near[i] = 0.1 / (len(CLASSES) - 1)
-            near[i, n] = 0.9
-        out.append(_run("near", seed, indices, targets, near.astype(np.float32), f"n{seed}"))
-        # "other": independent predictions of the same skill
-        out.append(_run("other", seed, indices, targets, _probs(targets, rng, 0.7, near=True), f"o{seed}"))
-    return out
+    return synthetic_runs()
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +36,17 @@ def test_variant_metrics_are_mean_and_std_of_the_childrens_metrics(runs, report)
         mine = [r for r in runs if r.variant == name]
         entry = report["variants"][name]
         assert entry["succeeded"] == 2 and sorted(entry["job_ids"]) == sorted(r.job_id for r in mine)
-        for key in ("accuracy", "mistake_severity", "mean_similarity", "mean_class_distance", "nll", "ece",
-                    "macro_f1", "top2_accuracy", "loss"):
+        for key in (
+            "accuracy",
+            "mistake_severity",
+            "mean_similarity",
+            "mean_class_distance",
+            "nll",
+            "ece",
+            "macro_f1",
+            "top2_accuracy",
+            "loss",
+        ):
             vals = [r.metrics[key] for r in mine]
             assert entry["metrics"][key]["values"] == vals
             assert entry["metrics"][key]["mean"] == pytest.approx(np.mean(vals), abs=1e-12)
@@ -143,15 +93,29 @@ def test_paired_differences_are_the_stored_metrics_pooled_over_seeds(runs, repor
 
 
 def test_failed_children_are_listed_and_left_out(runs):
-    failed = ChildRun(job_id="x", variant="other", seed=11, status="failed", error={"code": "non_finite_loss",
-                      "message": "nan"})
+    failed = ChildRun(
+        job_id="x",
+        variant="other",
+        seed=11,
+        status="failed",
+        error={"code": "non_finite_loss", "message": "nan"},
+    )
     subset = [r for r in runs if not (r.variant == "other" and r.seed == 11)] + [failed]
-    rep = build_report(subset, classes=CLASSES, similarity_spec=SIM_SPEC, seeds=[10, 11],
-                       variants=["baseline", "near", "other"], n_boot=200)
+    rep = build_report(
+        subset,
+        classes=CLASSES,
+        similarity_spec=SIM_SPEC,
+        seeds=[10, 11],
+        variants=["baseline", "near", "other"],
+        n_boot=200,
+    )
     other = rep["variants"]["other"]
     assert other["runs"] == 2 and other["succeeded"] == 1
     assert other["metrics"]["accuracy"]["n"] == 1 and other["metrics"]["accuracy"]["std"] == 0.0
-    assert other["differences"]["accuracy"]["n"] == N_VAL and other["differences"]["accuracy"]["seeds_paired"] == 1
+    assert (
+        other["differences"]["accuracy"]["n"] == N_VAL
+        and other["differences"]["accuracy"]["seeds_paired"] == 1
+    )
     assert next(r for r in rep["runs"] if r["job_id"] == "x")["error"]["code"] == "non_finite_loss"
 
 
@@ -169,16 +133,30 @@ def test_comparison_report_reads_jobs_epochs_and_predictions_from_the_database(r
         tenant = Tenant(name="t")
         s.add(tenant)
         s.flush()
-        comp = Comparison(tenant_id=tenant.id, spec={"classes": CLASSES, "similarity": SIM_SPEC,
-                                                     "seed_values": [10, 11],
-                                                     "variant_names": ["baseline", "near", "other"]})
+        comp = Comparison(
+            tenant_id=tenant.id,
+            spec={
+                "classes": CLASSES,
+                "similarity": SIM_SPEC,
+                "seed_values": [10, 11],
+                "variant_names": ["baseline", "near", "other"],
+            },
+        )
         s.add(comp)
         s.flush()
         ids = {}
         for r in runs:
-            job = Job(tenant_id=tenant.id, dataset_ref="builtin:digits", spec={"training": {"seed": r.seed}},
-                      status="succeeded", epochs=2, epoch=2, final_metrics=r.metrics, comparison_id=comp.id,
-                      variant=r.variant)
+            job = Job(
+                tenant_id=tenant.id,
+                dataset_ref="builtin:digits",
+                spec={"training": {"seed": r.seed}},
+                status="succeeded",
+                epochs=2,
+                epoch=2,
+                final_metrics=r.metrics,
+                comparison_id=comp.id,
+                variant=r.variant,
+            )
             s.add(job)
             s.flush()
             ids[job.id] = r
@@ -188,12 +166,26 @@ def test_comparison_report_reads_jobs_epochs_and_predictions_from_the_database(r
             np.savez(buf, **r.predictions)
             key = f"jobs/{job.id}/artifacts/predictions.npz"
             storage.put_bytes(key, buf.getvalue())
-            s.add(JobArtifact(job_id=job.id, name="predictions.npz", size_bytes=len(buf.getvalue()), sha256="0" * 64,
-                              content_type="application/octet-stream", storage_key=key))
+            s.add(
+                JobArtifact(
+                    job_id=job.id,
+                    name="predictions.npz",
+                    size_bytes=len(buf.getvalue()),
+                    sha256="0" * 64,
+                    content_type="application/octet-stream",
+                    storage_key=key,
+                )
+            )
         s.commit()
         rep = comparison_report(s, storage, comp, n_boot=500)
-    direct = build_report(runs, classes=CLASSES, similarity_spec=SIM_SPEC, seeds=[10, 11],
-                          variants=["baseline", "near", "other"], n_boot=500)
+    direct = build_report(
+        runs,
+        classes=CLASSES,
+        similarity_spec=SIM_SPEC,
+        seeds=[10, 11],
+        variants=["baseline", "near", "other"],
+        n_boot=500,
+    )
     for name in ("near", "other"):
         for m, d in direct["variants"][name]["differences"].items():
             got = rep["variants"][name]["differences"][m]

@@ -19,9 +19,24 @@ from core.metrics import evaluate
 CLASSES = [str(i) for i in range(10)]
 ORDINAL = {"kind": "ordinal", "reduction_factor": 0.3}
 SHAPES = {"kind": "groups", "groups": [["0", "6", "8", "9"], ["1", "4", "7"], ["2", "3", "5"]], "within": 0.3}
-TREE = {"kind": "hierarchy", "parents": {
-    "0": "round", "6": "round", "8": "round", "9": "round", "1": "straight", "4": "straight", "7": "straight",
-    "2": "curvy", "3": "curvy", "5": "curvy", "round": "digit", "straight": "digit", "curvy": "digit"}}
+TREE = {
+    "kind": "hierarchy",
+    "parents": {
+        "0": "round",
+        "6": "round",
+        "8": "round",
+        "9": "round",
+        "1": "straight",
+        "4": "straight",
+        "7": "straight",
+        "2": "curvy",
+        "3": "curvy",
+        "5": "curvy",
+        "round": "digit",
+        "straight": "digit",
+        "curvy": "digit",
+    },
+}
 
 RUNS = {
     "cross_entropy": ({"kind": "cross_entropy", "label_smoothing": 0.05}, None, 60),
@@ -33,8 +48,17 @@ RUNS = {
     "partial_credit": ({"kind": "partial_credit", "min_similarity": 0.2}, ORDINAL, 60),
     "hierarchical_xe": ({"kind": "hierarchical_xe", "alpha": 0.5}, TREE, 60),
     "emd": ({"kind": "emd"}, ORDINAL, 60),
-    "combined": ({"kind": "combined", "components": [{"weight": 0.7, "loss": {"kind": "cross_entropy"}},
-                                                     {"weight": 0.3, "loss": {"kind": "expected_value"}}]}, ORDINAL, 60),
+    "combined": (
+        {
+            "kind": "combined",
+            "components": [
+                {"weight": 0.7, "loss": {"kind": "cross_entropy"}},
+                {"weight": 0.3, "loss": {"kind": "expected_value"}},
+            ],
+        },
+        ORDINAL,
+        60,
+    ),
 }
 
 

@@ -36,13 +36,16 @@ CLASSES = [f"c{i}" for i in range(C)]
 GROUPS = {"kind": "groups", "groups": [["c0", "c1"], ["c2", "c3"]], "within": 0.5}  # zeros across groups
 ORDINAL = {"kind": "ordinal", "reduction_factor": 0.4}
 CYCLIC = {"kind": "ordinal", "reduction_factor": 0.4, "cyclic": True}
-TREE = {"kind": "hierarchy", "decay": 0.5,
-        "parents": {"c0": "a", "c1": "a", "c2": "b", "c3": "b", "c4": "r", "a": "ab", "b": "ab", "ab": "r"}}
+TREE = {
+    "kind": "hierarchy",
+    "decay": 0.5,
+    "parents": {"c0": "a", "c1": "a", "c2": "b", "c3": "b", "c4": "r", "a": "ab", "b": "ab", "ab": "r"},
+}
 
 
 def data(seed: int, n: int = 7, c: int = C, scale: float = 2.0):
     g = torch.Generator().manual_seed(seed)
-    z = (torch.randn(n, c, generator=g, dtype=torch.float64) * scale)
+    z = torch.randn(n, c, generator=g, dtype=torch.float64) * scale
     y = torch.randint(0, c, (n,), generator=g)
     return z, y
 
@@ -58,6 +61,7 @@ def softmax_rows(z):
 
 # --- naive float64 references (loops and explicit softmax) -------------------------------------
 
+
 def ref_cross_entropy(z, y, s, eps=0.0):
     total = 0.0
     for p, t in zip(softmax_rows(z), y.tolist()):
@@ -67,7 +71,9 @@ def ref_cross_entropy(z, y, s, eps=0.0):
 
 
 def ref_simloss(z, y, s):
-    return sum(-math.log(sum(s[t][k] * p[k] for k in range(len(p)))) for p, t in zip(softmax_rows(z), y.tolist())) / len(y)
+    return sum(
+        -math.log(sum(s[t][k] * p[k] for k in range(len(p)))) for p, t in zip(softmax_rows(z), y.tolist())
+    ) / len(y)
 
 
 def ref_soft_labels(z, y, s, temperature=1.0, kl=False):
@@ -75,7 +81,9 @@ def ref_soft_labels(z, y, s, temperature=1.0, kl=False):
     for p, t in zip(softmax_rows(z), y.tolist()):
         w = [s[t][k] ** (1 / temperature) for k in range(len(p))]
         q = [v / sum(w) for v in w]
-        total += sum(q[k] * ((math.log(q[k]) if kl else 0.0) - math.log(p[k])) for k in range(len(p)) if q[k] > 0)
+        total += sum(
+            q[k] * ((math.log(q[k]) if kl else 0.0) - math.log(p[k])) for k in range(len(p)) if q[k] > 0
+        )
     return total / len(y)
 
 
@@ -95,7 +103,9 @@ def ref_expected_value(z, y, values, period=None, scale=True):
 
 
 def ref_expected_cost(z, y, s):
-    return sum(sum((1 - s[t][k]) * p[k] for k in range(len(p))) for p, t in zip(softmax_rows(z), y.tolist())) / len(y)
+    return sum(
+        sum((1 - s[t][k]) * p[k] for k in range(len(p))) for p, t in zip(softmax_rows(z), y.tolist())
+    ) / len(y)
 
 
 def ref_pairwise(z, y, s):
@@ -156,34 +166,73 @@ def rows(spec):
 # (loss spec, similarity spec, reference(z, y))
 CASES = {
     "cross_entropy": ({"kind": "cross_entropy"}, None, lambda z, y: ref_cross_entropy(z, y, None)),
-    "cross_entropy_smoothed": ({"kind": "cross_entropy", "label_smoothing": 0.2}, None,
-                               lambda z, y: ref_cross_entropy(z, y, None, 0.2)),
+    "cross_entropy_smoothed": (
+        {"kind": "cross_entropy", "label_smoothing": 0.2},
+        None,
+        lambda z, y: ref_cross_entropy(z, y, None, 0.2),
+    ),
     "simloss": ({"kind": "simloss"}, GROUPS, lambda z, y: ref_simloss(z, y, rows(GROUPS))),
     "simloss_ordinal": ({"kind": "simloss"}, ORDINAL, lambda z, y: ref_simloss(z, y, rows(ORDINAL))),
     "soft_labels": ({"kind": "soft_labels"}, GROUPS, lambda z, y: ref_soft_labels(z, y, rows(GROUPS))),
-    "soft_labels_kl_t": ({"kind": "soft_labels", "divergence": "kl", "temperature": 0.5}, ORDINAL,
-                         lambda z, y: ref_soft_labels(z, y, rows(ORDINAL), 0.5, kl=True)),
-    "expected_value": ({"kind": "expected_value"}, None, lambda z, y: ref_expected_value(z, y, list(range(C)))),
-    "expected_value_unscaled": ({"kind": "expected_value", "scale": False}, None,
-                                lambda z, y: ref_expected_value(z, y, list(range(C)), scale=False)),
-    "expected_value_values": ({"kind": "expected_value"}, {"kind": "ordinal", "values": {f"c{i}": v for i, v in enumerate([3, 1, 4, 10, 5])}},
-                              lambda z, y: ref_expected_value(z, y, [3, 1, 4, 10, 5])),
-    "expected_value_cyclic": ({"kind": "expected_value"}, CYCLIC,
-                              lambda z, y: ref_expected_value(z, y, list(range(C)), period=C)),
+    "soft_labels_kl_t": (
+        {"kind": "soft_labels", "divergence": "kl", "temperature": 0.5},
+        ORDINAL,
+        lambda z, y: ref_soft_labels(z, y, rows(ORDINAL), 0.5, kl=True),
+    ),
+    "expected_value": (
+        {"kind": "expected_value"},
+        None,
+        lambda z, y: ref_expected_value(z, y, list(range(C))),
+    ),
+    "expected_value_unscaled": (
+        {"kind": "expected_value", "scale": False},
+        None,
+        lambda z, y: ref_expected_value(z, y, list(range(C)), scale=False),
+    ),
+    "expected_value_values": (
+        {"kind": "expected_value"},
+        {"kind": "ordinal", "values": {f"c{i}": v for i, v in enumerate([3, 1, 4, 10, 5])}},
+        lambda z, y: ref_expected_value(z, y, [3, 1, 4, 10, 5]),
+    ),
+    "expected_value_cyclic": (
+        {"kind": "expected_value"},
+        CYCLIC,
+        lambda z, y: ref_expected_value(z, y, list(range(C)), period=C),
+    ),
     "expected_cost": ({"kind": "expected_cost"}, GROUPS, lambda z, y: ref_expected_cost(z, y, rows(GROUPS))),
     "pairwise": ({"kind": "pairwise"}, GROUPS, lambda z, y: ref_pairwise(z, y, rows(GROUPS))),
-    "partial_credit": ({"kind": "partial_credit"}, ORDINAL, lambda z, y: ref_partial_credit(z, y, rows(ORDINAL))),
-    "partial_credit_min": ({"kind": "partial_credit", "min_similarity": 0.3}, ORDINAL,
-                           lambda z, y: ref_partial_credit(z, y, rows(ORDINAL), 0.3)),
-    "hierarchical_xe": ({"kind": "hierarchical_xe", "alpha": 0.5}, TREE,
-                        lambda z, y: ref_hxe(z, y, hierarchy_paths(parse_similarity_spec(TREE), CLASSES), 0.5)),
+    "partial_credit": (
+        {"kind": "partial_credit"},
+        ORDINAL,
+        lambda z, y: ref_partial_credit(z, y, rows(ORDINAL)),
+    ),
+    "partial_credit_min": (
+        {"kind": "partial_credit", "min_similarity": 0.3},
+        ORDINAL,
+        lambda z, y: ref_partial_credit(z, y, rows(ORDINAL), 0.3),
+    ),
+    "hierarchical_xe": (
+        {"kind": "hierarchical_xe", "alpha": 0.5},
+        TREE,
+        lambda z, y: ref_hxe(z, y, hierarchy_paths(parse_similarity_spec(TREE), CLASSES), 0.5),
+    ),
     "emd": ({"kind": "emd"}, None, lambda z, y: ref_emd(z, y)),
-    "emd_values_mean": ({"kind": "emd", "mean_over_classes": True},
-                        {"kind": "ordinal", "values": {f"c{i}": v for i, v in enumerate([3, 1, 4, 10, 5])}},
-                        lambda z, y: ref_emd(z, y, order=[1, 0, 2, 4, 3], mean=True)),
-    "combined": ({"kind": "combined", "components": [{"weight": 0.7, "loss": {"kind": "cross_entropy"}},
-                                                     {"weight": 0.3, "loss": {"kind": "expected_value"}}]}, ORDINAL,
-                 lambda z, y: 0.7 * ref_cross_entropy(z, y, None) + 0.3 * ref_expected_value(z, y, list(range(C)))),
+    "emd_values_mean": (
+        {"kind": "emd", "mean_over_classes": True},
+        {"kind": "ordinal", "values": {f"c{i}": v for i, v in enumerate([3, 1, 4, 10, 5])}},
+        lambda z, y: ref_emd(z, y, order=[1, 0, 2, 4, 3], mean=True),
+    ),
+    "combined": (
+        {
+            "kind": "combined",
+            "components": [
+                {"weight": 0.7, "loss": {"kind": "cross_entropy"}},
+                {"weight": 0.3, "loss": {"kind": "expected_value"}},
+            ],
+        },
+        ORDINAL,
+        lambda z, y: 0.7 * ref_cross_entropy(z, y, None) + 0.3 * ref_expected_value(z, y, list(range(C))),
+    ),
 }
 
 
@@ -219,8 +268,18 @@ def test_finite_with_extreme_logits_and_zeros_in_s(name):
     loss = make(name)
     for dtype in (torch.float32, torch.float64):
         # the truth far below everything (p_y underflows), far above, and ties at +-1e4
-        z = torch.tensor([[-1e4, 1e4, 0, 0, 0], [1e4, -1e4, 1e4, -1e4, 0], [-1e4] * 5, [1e4] * 5,
-                          [0, 0, 1e4, 0, -1e4], [-1e4, -1e4, -1e4, -1e4, 1e4]], dtype=dtype, requires_grad=True)
+        z = torch.tensor(
+            [
+                [-1e4, 1e4, 0, 0, 0],
+                [1e4, -1e4, 1e4, -1e4, 0],
+                [-1e4] * 5,
+                [1e4] * 5,
+                [0, 0, 1e4, 0, -1e4],
+                [-1e4, -1e4, -1e4, -1e4, 1e4],
+            ],
+            dtype=dtype,
+            requires_grad=True,
+        )
         y = torch.tensor([0, 3, 2, 4, 1, 0])
         value = loss(z, y)
         value.backward()
@@ -235,7 +294,9 @@ def test_simloss_is_exact_where_p_y_underflows():
     expected = math.log(4.0) - math.log(0.5)
     assert SimLoss(s)(z, torch.tensor([0])).item() == pytest.approx(expected, rel=1e-6)
     z = torch.tensor([[-1e4, -1e4, 0.0, 0.0, 0.0]])  # everything similar to c0 underflows
-    assert SimLoss(s)(z.double(), torch.tensor([0])).item() == pytest.approx(1e4 + math.log(3.0) - math.log(1.5), rel=1e-12)
+    assert SimLoss(s)(z.double(), torch.tensor([0])).item() == pytest.approx(
+        1e4 + math.log(3.0) - math.log(1.5), rel=1e-12
+    )
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -264,11 +325,15 @@ def test_partial_credit_half_correct():
     log_p = torch.log_softmax(z, 1)[0]
     expected = (-log_p[0] - 0.5 * log_p[1]) / 1.5
     assert PartialCreditLoss(s)(z, torch.tensor([0])).item() == pytest.approx(expected.item())
-    assert PartialCreditLoss(s, min_similarity=0.6)(z, torch.tensor([0])).item() == pytest.approx(-log_p[0].item())
+    assert PartialCreditLoss(s, min_similarity=0.6)(z, torch.tensor([0])).item() == pytest.approx(
+        -log_p[0].item()
+    )
 
 
 def test_cyclic_expected_value_prefers_the_short_way_round():
-    loss = build_loss({"kind": "expected_value"}, None, [str(h) for h in range(12)], {"kind": "ordinal", "cyclic": True})
+    loss = build_loss(
+        {"kind": "expected_value"}, None, [str(h) for h in range(12)], {"kind": "ordinal", "cyclic": True}
+    )
     near = torch.full((1, 12), -20.0)
     near[0, 11] = 20.0  # predicts 11 for truth 0: one hour off
     far = torch.full((1, 12), -20.0)
@@ -286,7 +351,9 @@ def test_log1m_softmax_exact():
     p = torch.softmax(z, 1)
     assert torch.allclose(got[1], torch.log1p(-p[1]))
     # 1 - p_top = (e^0 + e^-5) / (e^30 + ...) : exact in log space although p_top rounds to 1
-    assert got[0, 0].item() == pytest.approx(math.log(1 + math.exp(-5)) - 30 - math.log1p(math.exp(-30) + math.exp(-35)))
+    assert got[0, 0].item() == pytest.approx(
+        math.log(1 + math.exp(-5)) - 30 - math.log1p(math.exp(-30) + math.exp(-35))
+    )
     assert got[2, 0].item() == pytest.approx(-1e4, rel=1e-12)
 
 
@@ -329,8 +396,11 @@ def test_memory_is_o_n_times_c(name):
     if sim_spec is not None and sim_spec["kind"] == "hierarchy":
         sim_spec = {"kind": "hierarchy", "parents": {k: f"g{i % 7}" for i, k in enumerate(classes)}}
     elif sim_spec is not None:
-        sim_spec = {"kind": "ordinal", "reduction_factor": 0.5} if sim_spec["kind"] != "groups" else \
-            {"kind": "groups", "groups": [classes[:20]], "within": 0.5}
+        sim_spec = (
+            {"kind": "ordinal", "reduction_factor": 0.5}
+            if sim_spec["kind"] != "groups"
+            else {"kind": "groups", "groups": [classes[:20]], "within": 0.5}
+        )
         if spec["kind"] == "expected_value" and CASES[name][1].get("cyclic"):
             sim_spec["cyclic"] = True
     loss = build_loss(spec, None, classes, sim_spec)
@@ -343,6 +413,7 @@ def test_memory_is_o_n_times_c(name):
 
 # --- construction checks -------------------------------------------------------------------------
 
+
 def test_needs_similarity_refuses_none_and_accepts_identity():
     for kind in NEEDS_SIMILARITY:
         with pytest.raises(SpecError) as info:
@@ -353,16 +424,28 @@ def test_needs_similarity_refuses_none_and_accepts_identity():
         assert build_loss({"kind": kind}, None, CLASSES, {"kind": "identity"}) is not None
 
 
-@pytest.mark.parametrize("spec,sim_spec,field,match", [
-    ({"kind": "hierarchical_xe"}, None, "loss.kind", "needs a hierarchy similarity spec; got none"),
-    ({"kind": "hierarchical_xe"}, GROUPS, "loss.kind", "got kind 'groups'"),
-    ({"kind": "emd"}, CYCLIC, "loss.kind", "cyclic"),
-    ({"kind": "expected_value"}, GROUPS, "loss.kind", "ordered classes"),
-    ({"kind": "emd"}, TREE, "loss.kind", "ordered classes"),
-    ({"kind": "combined", "components": [{"weight": 1, "loss": {"kind": "cross_entropy"}},
-                                         {"weight": 1, "loss": {"kind": "simloss"}}]}, None,
-     "loss.components.1.loss.kind", "simloss needs a similarity"),
-])
+@pytest.mark.parametrize(
+    "spec,sim_spec,field,match",
+    [
+        ({"kind": "hierarchical_xe"}, None, "loss.kind", "needs a hierarchy similarity spec; got none"),
+        ({"kind": "hierarchical_xe"}, GROUPS, "loss.kind", "got kind 'groups'"),
+        ({"kind": "emd"}, CYCLIC, "loss.kind", "cyclic"),
+        ({"kind": "expected_value"}, GROUPS, "loss.kind", "ordered classes"),
+        ({"kind": "emd"}, TREE, "loss.kind", "ordered classes"),
+        (
+            {
+                "kind": "combined",
+                "components": [
+                    {"weight": 1, "loss": {"kind": "cross_entropy"}},
+                    {"weight": 1, "loss": {"kind": "simloss"}},
+                ],
+            },
+            None,
+            "loss.components.1.loss.kind",
+            "simloss needs a similarity",
+        ),
+    ],
+)
 def test_spec_needs_the_right_similarity(spec, sim_spec, field, match):
     with pytest.raises(SpecError, match=match) as info:
         build_loss(spec, None, CLASSES, sim_spec)
@@ -385,34 +468,53 @@ def test_similarity_tensor_is_checked():
     assert info.value.field == "classes"
 
 
-@pytest.mark.parametrize("spec,loc", [
-    ({"kind": "nope"}, ()),
-    ({"kind": "cross_entropy", "label_smoothing": 1.0}, ("cross_entropy", "label_smoothing")),
-    ({"kind": "cross_entropy", "label_smoothing": -0.1}, ("cross_entropy", "label_smoothing")),
-    ({"kind": "cross_entropy", "weight": 2}, ("cross_entropy", "weight")),
-    ({"kind": "simloss", "lower_bound": 0.1}, ("simloss", "lower_bound")),
-    ({"kind": "soft_labels", "temperature": 0}, ("soft_labels", "temperature")),
-    ({"kind": "soft_labels", "temperature": float("inf")}, ("soft_labels", "temperature")),
-    ({"kind": "soft_labels", "divergence": "js"}, ("soft_labels", "divergence")),
-    ({"kind": "expected_value", "scale": "yes"}, ("expected_value", "scale")),
-    ({"kind": "expected_cost", "x": 1}, ("expected_cost", "x")),
-    ({"kind": "pairwise", "x": 1}, ("pairwise", "x")),
-    ({"kind": "partial_credit", "min_similarity": 1.5}, ("partial_credit", "min_similarity")),
-    ({"kind": "hierarchical_xe", "alpha": 0}, ("hierarchical_xe", "alpha")),
-    ({"kind": "hierarchical_xe", "alpha": float("nan")}, ("hierarchical_xe", "alpha")),
-    ({"kind": "emd", "mean_over_classes": 1}, ("emd", "mean_over_classes")),
-    ({"kind": "combined", "components": []}, ("combined", "components")),
-    ({"kind": "combined", "components": [{"weight": 1, "loss": {"kind": "cross_entropy"}}] * 9},
-     ("combined", "components")),
-    ({"kind": "combined", "components": [{"weight": 0, "loss": {"kind": "cross_entropy"}}]},
-     ("combined", "components", 0, "weight")),
-    ({"kind": "combined", "components": [{"weight": -1, "loss": {"kind": "cross_entropy"}}]},
-     ("combined", "components", 0, "weight")),
-    ({"kind": "combined", "components": [{"weight": 1, "loss": {"kind": "combined", "components": []}}]},
-     ("combined", "components", 0, "loss")),
-    ({"kind": "combined", "components": [{"weight": 1, "loss": {"kind": "soft_labels", "temperature": -1}}]},
-     ("combined", "components", 0, "loss", "soft_labels", "temperature")),
-])
+@pytest.mark.parametrize(
+    "spec,loc",
+    [
+        ({"kind": "nope"}, ()),
+        ({"kind": "cross_entropy", "label_smoothing": 1.0}, ("cross_entropy", "label_smoothing")),
+        ({"kind": "cross_entropy", "label_smoothing": -0.1}, ("cross_entropy", "label_smoothing")),
+        ({"kind": "cross_entropy", "weight": 2}, ("cross_entropy", "weight")),
+        ({"kind": "simloss", "lower_bound": 0.1}, ("simloss", "lower_bound")),
+        ({"kind": "soft_labels", "temperature": 0}, ("soft_labels", "temperature")),
+        ({"kind": "soft_labels", "temperature": float("inf")}, ("soft_labels", "temperature")),
+        ({"kind": "soft_labels", "divergence": "js"}, ("soft_labels", "divergence")),
+        ({"kind": "expected_value", "scale": "yes"}, ("expected_value", "scale")),
+        ({"kind": "expected_cost", "x": 1}, ("expected_cost", "x")),
+        ({"kind": "pairwise", "x": 1}, ("pairwise", "x")),
+        ({"kind": "partial_credit", "min_similarity": 1.5}, ("partial_credit", "min_similarity")),
+        ({"kind": "hierarchical_xe", "alpha": 0}, ("hierarchical_xe", "alpha")),
+        ({"kind": "hierarchical_xe", "alpha": float("nan")}, ("hierarchical_xe", "alpha")),
+        ({"kind": "emd", "mean_over_classes": 1}, ("emd", "mean_over_classes")),
+        ({"kind": "combined", "components": []}, ("combined", "components")),
+        (
+            {"kind": "combined", "components": [{"weight": 1, "loss": {"kind": "cross_entropy"}}] * 9},
+            ("combined", "components"),
+        ),
+        (
+            {"kind": "combined", "components": [{"weight": 0, "loss": {"kind": "cross_entropy"}}]},
+            ("combined", "components", 0, "weight"),
+        ),
+        (
+            {"kind": "combined", "components": [{"weight": -1, "loss": {"kind": "cross_entropy"}}]},
+            ("combined", "components", 0, "weight"),
+        ),
+        (
+            {
+                "kind": "combined",
+                "components": [{"weight": 1, "loss": {"kind": "combined", "components": []}}],
+            },
+            ("combined", "components", 0, "loss"),
+        ),
+        (
+            {
+                "kind": "combined",
+                "components": [{"weight": 1, "loss": {"kind": "soft_labels", "temperature": -1}}],
+            },
+            ("combined", "components", 0, "loss", "soft_labels", "temperature"),
+        ),
+    ],
+)
 def test_invalid_loss_spec_names_the_field(spec, loc):
     with pytest.raises(ValidationError) as info:
         parse_loss_spec(spec)
@@ -442,10 +544,33 @@ def test_modules_range_check_their_hyperparameters():
 def test_buffers_move_with_the_module():
     loss = make("simloss")
     names = dict(loss.named_buffers())
-    assert "log_similarity" in names
+    assert "similarity" in names
     state = loss.state_dict()
     fresh = SimLoss(torch.eye(C))
     fresh.load_state_dict(state)
     z, y = data(0)
     assert torch.allclose(fresh(z, y), loss(z, y))
-    assert loss.double().log_similarity.dtype == torch.float64
+    assert loss.double().similarity.dtype == torch.float64
+
+
+def test_simloss_gradcheck_in_the_log_space_fallback():
+    s = S(GROUPS)
+    # sum_c S[y, c] p_c ~ e^-400 underflows the float64 fast path's floor: the log-space rows are used
+    z = torch.tensor(
+        [[-400.0, -401.0, 0.0, 0.5, 0.0], [1.0, 0.0, -2.0, 0.3, 0.1]], dtype=torch.float64, requires_grad=True
+    )
+    y = torch.tensor([0, 2])
+    loss = SimLoss(s)
+    assert loss(z, y).item() == pytest.approx(ref_simloss_logspace(z.detach(), y, s.double()), rel=1e-12)
+    assert torch.autograd.gradcheck(lambda x: loss(x, y), (z,), eps=1e-6, atol=1e-6)
+
+
+def ref_simloss_logspace(z, y, s):
+    total = 0.0
+    for row, t in zip(z.tolist(), y.tolist()):
+        m = max(row)
+        lse = m + math.log(sum(math.exp(v - m) for v in row))
+        terms = [v + math.log(s[t, k].item()) for k, v in enumerate(row) if s[t, k] > 0]
+        mt = max(terms)
+        total += lse - (mt + math.log(sum(math.exp(v - mt) for v in terms)))
+    return total / len(y)

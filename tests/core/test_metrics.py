@@ -17,10 +17,12 @@ from core.similarity import build_similarity
 
 CLASSES = ["a", "b", "c"]
 # rows are probabilities; logits = log p, so softmax gives them back
-PROBS = [[0.7, 0.2, 0.1],   # truth a, predicts a (conf 0.7)
-         [0.1, 0.6, 0.3],   # truth c, predicts b (conf 0.6)
-         [0.2, 0.3, 0.5],   # truth c, predicts c (conf 0.5)
-         [0.5, 0.4, 0.1]]   # truth b, predicts a (conf 0.5)
+PROBS = [
+    [0.7, 0.2, 0.1],  # truth a, predicts a (conf 0.7)
+    [0.1, 0.6, 0.3],  # truth c, predicts b (conf 0.6)
+    [0.2, 0.3, 0.5],  # truth c, predicts c (conf 0.5)
+    [0.5, 0.4, 0.1],
+]  # truth b, predicts a (conf 0.5)
 LOGITS = torch.tensor(PROBS).log()
 TARGETS = torch.tensor([0, 2, 2, 1])
 ORDINAL = {"kind": "ordinal", "reduction_factor": 0.5}

@@ -117,7 +117,10 @@ def test_duplicate_delivery_trains_once(stack_factory):
     deadline = time.monotonic() + 30  # the worker handles all three messages
     while worker.count("Task simtrain.train_job[") < 6 and time.monotonic() < deadline:  # received + succeeded
         time.sleep(0.1)
-    assert worker.count("] succeeded in") == 3, worker.log()[-3000:]
+    import redis
+
+    r = redis.Redis.from_url(stack.settings.broker_url)
+    assert worker.count("] succeeded in") == 3, (r.llen(stack.settings.queue), r.keys(), worker.log()[-3000:])
 
     assert job["attempts"] == 1
     assert len(stack.running_events(job_id)) == 1

@@ -1,0 +1,296 @@
+"""Engine overhead benchmark: `core.training.train` vs a minimal hand-written PyTorch loop, same process.
+
+Two jobs on synthetic data (10 classes, 5 epochs, batch size 64, AdamW lr 1e-3, val_fraction 0.2, the
+engine's defaults):
+
+- mlp: 100,000 x 64 features, model {"kind": "mlp"} (one hidden layer of 128);
+- cnn: 28 x 28 x 1 images (10,000 on CPU, 60,000 on CUDA), model {"kind": "cnn"} (channels 16, 32, hidden 128).
+
+Three cases per job, run interleaved round by round (baseline, engine, engine + checkpoints, then the
+reverse order, ...), medians reported:
+
+- baseline: the hand-written loop: the same model (built with core.models.build_model, so the
+  architecture, the standardisation layer and the initial weights are identical), the same training
+  split, batch size and optimizer; data on the device as tensors, a fresh permutation per epoch,
+  F.cross_entropy, bf16 autocast on CUDA; no validation, no metrics, no checkpoints.
+- engine: `train(plan, NoopHooks())`: everything the engine does (split, standardisation stats,
+  per-epoch validation with all metrics, training loss / accuracy, best-weights tracking, the final
+  float32 evaluation on CPU and model.json).
+- engine+ckpt: the same plus what the worker adds cheaply: hooks that JSON-encode every epoch record
+  (the progress write, without the database) and a CheckpointStore on a local temporary directory
+  written every epoch (fsync'd).
+
+samples/s = training samples x epochs / wall time of the whole call; the ratio engine / baseline is
+the number the target (>= 0.90) applies to. The engine's own per-phase times (train / validation /
+the rest) come from its history records.
+
+    python benchmarks/engine_overhead.py                         # CPU, both jobs, writes docs/benchmarks.md
+    python benchmarks/engine_overhead.py --device cuda           # on a GPU (60k CNN images by default)
+    python benchmarks/engine_overhead.py --jobs mlp --rounds 3 --no-write
+    python benchmarks/engine_overhead.py --profile mlp           # torch.profiler + cProfile of one engine run
+    python benchmarks/engine_overhead.py --label before          # section "Engine overhead (before)"
+
+Target: engine samples/s >= 0.9 x baseline for both jobs, with and without checkpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import math
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import DOC, interleaved, load_average, machine, median, ratio, today, write_section  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from core.checkpoint import CheckpointStore  # noqa: E402
+from core.data import ArrayDataset  # noqa: E402
+from core.data.dataset import stratified_split  # noqa: E402
+from core.models import build_model, standardization_stats  # noqa: E402
+from core.storage import LocalStorage  # noqa: E402
+from core.training import NoopHooks, TrainingSpec, TrainPlan, train  # noqa: E402
+
+SECTION = "Engine overhead"
+TARGET = 0.90
+CLASSES = [f"c{i}" for i in range(10)]
+MODELS = {"mlp": {"kind": "mlp"}, "cnn": {"kind": "cnn"}}
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+def make_dataset(job: str, n: int, seed: int = 0) -> ArrayDataset:
+    """Learnable synthetic data: labels from a random linear teacher (mlp) or class templates (cnn)."""
+    rng = np.random.default_rng(seed)
+    if job == "mlp":
+        x = rng.standard_normal((n, 64), dtype=np.float32)
+        w = rng.standard_normal((64, 10), dtype=np.float32)
+        y = np.argmax(x @ w + 2.0 * rng.standard_normal((n, 10), dtype=np.float32), axis=1)
+    else:
+        templates = rng.random((10, 1, 28, 28), dtype=np.float32)
+        y = rng.integers(0, 10, n)
+        x = templates[y] + 0.8 * rng.standard_normal((n, 1, 28, 28), dtype=np.float32)
+    return ArrayDataset(x.astype(np.float32), y.astype(np.int64), list(CLASSES))
+
+
+# ------------------------------------------------------------------------------------------------ cases
+
+
+class WorkerLikeHooks(NoopHooks):
+    """What the worker's hooks do, minus the database: serialise each epoch record as JSON."""
+
+    def __init__(self) -> None:
+        self.bytes_written = 0
+
+    def on_epoch(self, epoch, epochs, record):
+        self.bytes_written += len(json.dumps(record))
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def handwritten(ds: ArrayDataset, train_idx: np.ndarray, spec: TrainingSpec, model_spec: dict,
+                device: torch.device) -> dict:
+    """The minimal loop. Same model (and initial weights), split, batch size and optimizer as the engine."""
+    torch.manual_seed(spec.seed)
+    x_np, y_np = ds.x[train_idx], ds.y[train_idx]
+    mean, std = standardization_stats(x_np)
+    model = build_model(model_spec, ds.feature_shape, ds.num_classes, mean=mean, std=std).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=spec.weight_decay)
+    pin = device.type == "cuda"
+    x = torch.from_numpy(np.ascontiguousarray(x_np))
+    y = torch.from_numpy(np.ascontiguousarray(y_np))
+    if pin:
+        x, y = x.pin_memory(), y.pin_memory()
+    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    n, bs = len(y), spec.batch_size
+    model.train()
+    for _ in range(spec.epochs):
+        order = torch.randperm(n, device=device)
+        for start in range(0, n, bs):
+            idx = order[start : start + bs]
+            xb, yb = x[idx], y[idx]
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=pin):
+                logits = model(xb)
+            loss = F.cross_entropy(logits.float(), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    _sync(device)
+    return {"loss": float(loss)}
+
+
+def engine_run(ds: ArrayDataset, spec: TrainingSpec, model_spec: dict, device: torch.device,
+               checkpoints: bool) -> dict:
+    plan = TrainPlan(ds, None, {"kind": "cross_entropy"}, model_spec, spec, device=str(device))
+    if not checkpoints:
+        result = train(plan, NoopHooks())
+        written = 0
+    else:
+        with tempfile.TemporaryDirectory(prefix="simtrain-bench-ckpt-") as tmp:  # fresh: never resumes
+            store = CheckpointStore(LocalStorage(tmp), "jobs/bench/checkpoints")
+            result = train(plan, WorkerLikeHooks(), store)
+            written = len(store.epochs())
+    assert result.epochs_completed == spec.epochs and result.stop_reason == "completed", result.stop_reason
+    hist = result.history
+    n_train = len(ds.y) - len(result.val_indices)
+    train_s = sum(n_train / r["samples_per_s"] for r in hist)
+    epoch_s = sum(r["seconds"] for r in hist)
+    return {"train_s": train_s, "val_s": epoch_s - train_s, "epoch_s": epoch_s,
+            "val_accuracy": result.final_metrics["accuracy"], "checkpoints": written}
+
+
+# ------------------------------------------------------------------------------------------------ run
+
+
+def bench_job(job: str, n: int, args, device: torch.device) -> dict:
+    ds = make_dataset(job, n)
+    spec = TrainingSpec(epochs=args.epochs, batch_size=args.batch_size, seed=1)
+    model_spec = MODELS[job]
+    train_idx, _ = stratified_split(ds.y, spec.val_fraction, spec.seed)
+    samples = len(train_idx) * spec.epochs
+    extra: dict[str, list[dict]] = {"engine": [], "engine+ckpt": []}
+
+    def keep(name, _round, seconds, value):
+        if name in extra:
+            extra[name].append({**value, "wall_s": seconds})
+        print(f"  {job} {name:12s} {seconds:7.2f} s  {samples / seconds:10,.0f} samples/s", flush=True)
+
+    cases = {
+        "baseline": lambda: handwritten(ds, train_idx, spec, model_spec, device),
+        "engine": lambda: engine_run(ds, spec, model_spec, device, checkpoints=False),
+        "engine+ckpt": lambda: engine_run(ds, spec, model_spec, device, checkpoints=True),
+    }
+    print(f"{job}: {n} samples ({len(train_idx)} train), {spec.epochs} epochs, batch {spec.batch_size}, "
+          f"{args.rounds} rounds + {args.warmup} warm-up, device {device}", flush=True)
+    times = interleaved(cases, rounds=args.rounds, warmup=args.warmup, on_result=keep)
+    med = {name: median(ts) for name, ts in times.items()}
+    out = {"job": job, "n": n, "n_train": len(train_idx), "samples": samples, "median_s": med,
+           "sps": {k: samples / v for k, v in med.items()},
+           "ratio": {k: ratio(med["baseline"], v) for k, v in med.items()},
+           "phases": {k: {p: median(r[p] for r in rows) for p in ("train_s", "val_s", "epoch_s", "wall_s")}
+                      for k, rows in extra.items()},
+           "val_accuracy": median(r["val_accuracy"] for r in extra["engine"]),
+           "rounds": times}
+    return out
+
+
+def table(results: list[dict]) -> str:
+    lines = ["| job | case | median wall (s) | samples/s | vs baseline | train phase (s) | validation (s) | rest (s) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for res in results:
+        for case in ("baseline", "engine", "engine+ckpt"):
+            r = res["ratio"][case]
+            flag = "" if case == "baseline" or r >= TARGET else " ✗"
+            ph = res["phases"].get(case)
+            cols = (f"{ph['train_s']:.2f} | {ph['val_s']:.2f} | {ph['wall_s'] - ph['epoch_s']:.2f}" if ph
+                    else f"{res['median_s'][case]:.2f} | – | –")
+            lines.append(f"| {res['job']} ({res['n_train']:,} train) | {case} | {res['median_s'][case]:.2f} | "
+                         f"{res['sps'][case]:,.0f} | {r:.3f}x{flag} | {cols} |")
+    return "\n".join(lines)
+
+
+def profile(job: str, n: int, args, device: torch.device) -> None:
+    """One engine run (with checkpoints) under torch.profiler, then one under cProfile; top entries printed."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as tprofile
+
+    ds = make_dataset(job, n)
+    spec = TrainingSpec(epochs=args.epochs, batch_size=args.batch_size, seed=1)
+    engine_run(ds, spec, MODELS[job], device, checkpoints=True)  # warm-up
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with tprofile(activities=activities) as prof:
+        engine_run(ds, spec, MODELS[job], device, checkpoints=True)
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(prof.key_averages().table(sort_by=sort, row_limit=30))
+    pr = cProfile.Profile()
+    t0 = time.perf_counter()
+    pr.enable()
+    engine_run(ds, spec, MODELS[job], device, checkpoints=True)
+    pr.disable()
+    print(f"cProfile run: {time.perf_counter() - t0:.2f} s")
+    s = io.StringIO()
+    pstats.Stats(pr, stream=s).sort_stats("tottime").print_stats(30)
+    print(s.getvalue())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    ap.add_argument("--jobs", nargs="+", default=["mlp", "cnn"], choices=["mlp", "cnn"])
+    ap.add_argument("--mlp-samples", type=int, default=100_000)
+    ap.add_argument("--cnn-samples", type=int, default=None, help="default 10,000 on CPU, 60,000 on CUDA")
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=5, help="timed rounds (median reported)")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    ap.add_argument("--profile", choices=["mlp", "cnn"], help="profile one engine run of this job instead")
+    ap.add_argument("--label", default="", help="suffix of the docs section: '## Engine overhead (<label>)'")
+    ap.add_argument("--note", default="", help="a line added to the docs section")
+    ap.add_argument("--json", type=Path, help="also write the raw results here")
+    ap.add_argument("--doc", type=Path, default=DOC)
+    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    args = ap.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda but no CUDA device is available")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sizes = {"mlp": args.mlp_samples,
+             "cnn": args.cnn_samples or (60_000 if device.type == "cuda" else 10_000)}
+    if args.profile:
+        profile(args.profile, sizes[args.profile], args, device)
+        return 0
+
+    load_before = load_average()
+    t0 = time.perf_counter()
+    results = [bench_job(job, sizes[job], args, device) for job in args.jobs]
+    minutes = (time.perf_counter() - t0) / 60
+    tbl = table(results)
+    missed = [f"{r['job']} {case} ({r['ratio'][case]:.3f}x)" for r in results for case in ("engine", "engine+ckpt")
+              if not r["ratio"][case] >= TARGET]
+    verdict = "all met" if not missed else "missed: " + ", ".join(missed)
+    print()
+    print(tbl)
+    print(f"\ntarget (engine >= {TARGET:.2f}x baseline samples/s): {verdict}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=float))
+    if args.no_write:
+        return 0
+    name = SECTION + (f" ({args.label})" if args.label else "")
+    cmd = "python benchmarks/engine_overhead.py" + (f" --device {device.type}" if device.type != "cpu" else "")
+    body = (
+        f"`{cmd}` on {today()}; {machine(str(device))}; load average {load_before} before, "
+        f"{load_average()} after ({minutes:.1f} min).\n\n"
+        f"`core.training.train` vs a minimal hand-written loop with the same model (`build_model`), split, "
+        f"batch size {args.batch_size}, AdamW and {args.epochs} epochs, 10 classes; {args.rounds} rounds "
+        f"interleaved after {args.warmup} warm-up, medians. samples/s = training samples x epochs / wall "
+        f"time of the whole call (setup, per-epoch validation and metrics, checkpoints, final CPU "
+        f"evaluation included). Target: >= {TARGET:.2f}x the baseline (✗ marks a miss): {verdict}.\n\n"
+        + (f"{args.note}\n\n" if args.note else "")
+        + f"{tbl}\n\n"
+        f"Phases are the engine's own: the train phase of every epoch, validation + metrics, and the rest "
+        f"(setup, hooks, checkpoints, final evaluation). Median final val accuracy (engine, mlp / cnn "
+        f"learnability check): " + ", ".join(f"{r['job']} {r['val_accuracy']:.3f}" for r in results) + ".\n"
+    )
+    write_section(name, body, args.doc)
+    print(f"wrote the '{name}' section of {args.doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,211 @@
+"""The HTML report and the jobs page in headless Chromium: they render their charts without a console
+error, the report offline from a file, the jobs page against the real API. Screenshots go to
+`test-artifacts/` (git-ignored). Chromium comes from `scripts/install-chromium.sh`; without it these
+tests fail, they never skip."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from compare_browser import Browser, find_chromium
+from compare_testlib import CLASSES, SIM_SPEC, synthetic_runs
+
+from core.compare.html import render_report_html
+from core.compare.report import ChildRun, build_report
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+CHART_JS = (REPO / "api" / "static" / "chart.umd.min.js").read_text(encoding="utf-8")
+
+# a class name that would break the page if it were ever inserted as markup
+EVIL = '</script><img src=x onerror="window.__pwned=1">'
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    exe = find_chromium()
+    if exe is None:
+        pytest.fail("chromium is not installed: run scripts/install-chromium.sh")
+    return exe
+
+
+@pytest.fixture(scope="module")
+def report() -> dict:
+    return build_report(
+        synthetic_runs(),
+        classes=CLASSES,
+        similarity_spec=SIM_SPEC,
+        seeds=[10, 11],
+        variants=["baseline", "near", "other"],
+        n_boot=300,
+    )
+
+
+def _meta(comp_id: str = "c0ffee00-0000-4000-8000-000000000000") -> dict:
+    return {
+        "id": comp_id,
+        "status": "succeeded",
+        "dataset": "builtin:digits",
+        "variants": [
+            {"name": "baseline", "loss": {"kind": "cross_entropy"}},
+            {"name": "near", "loss": {"kind": "simloss"}},
+            {"name": "other", "loss": {"kind": "soft_labels"}},
+        ],
+        "created_at": "2025-01-01T00:00:00+00:00",
+        "finished_at": "2025-01-01T00:01:00+00:00",
+        "metadata": {"note": EVIL},
+    }
+
+
+def test_report_page_renders_offline_without_errors(chromium, report, tmp_path):
+    evil = dict(report)
+    evil["similarity_spec"] = {**SIM_SPEC, "note": EVIL}
+    page = tmp_path / "report.html"
+    page.write_text(render_report_html(evil, _meta(), chart_js=CHART_JS), encoding="utf-8")
+    with Browser(tmp_path) as b:
+        b.goto(page.as_uri())
+        b.wait_js("document.body.dataset.ready === '1'")
+        charts = b.js("Array.from(document.querySelectorAll('canvas')).filter(c => Chart.getChart(c)).length")
+        heatmaps = b.js(
+            "['confusion-baseline','confusion-near','confusion-other','similarity-matrix']"
+            ".map(id => document.getElementById(id)).filter(c => c && c.width > 100).length"
+        )
+        # something was drawn: the similarity heatmap's top-left cell is the darkest blue (S = 1)
+        pixel = b.js(
+            "(() => { const c = document.getElementById('similarity-matrix'); const r = window.devicePixelRatio||1;"
+            " return Array.from(c.getContext('2d').getImageData(70*r, 20*r, 1, 1).data); })()"
+        )
+        summary = b.js("document.querySelectorAll('#summary tr').length")
+        improved = b.js("document.querySelectorAll('#summary td.improved').length")
+        pwned = b.js("window.__pwned === 1")
+        b.screenshot(ARTIFACTS / "compare-report.png")
+        # a comparison cancelled before anything trained, without a similarity: still a page, no error
+        empty = build_report(
+            [ChildRun(job_id=f"j{v}", variant=v, seed=1, status="cancelled") for v in ("baseline", "simloss")],
+            classes=CLASSES, similarity_spec=None, seeds=[1], variants=["baseline", "simloss"], n_boot=10,
+        )  # fmt: skip
+        page2 = tmp_path / "empty.html"
+        page2.write_text(render_report_html(empty, {**_meta(), "status": "cancelled"}, chart_js=CHART_JS))
+        b.goto(page2.as_uri())
+        b.wait_js("document.body.dataset.ready === '1'")
+        assert b.js("document.querySelectorAll('#runs tr').length") == 3
+        errors = b.errors()
+        external = [u for u in b.requested_urls() if not u.startswith(("file:", "data:", "blob:", "about:"))]
+    assert errors == []
+    assert external == []  # works offline: nothing fetched
+    assert (
+        charts == 4 + 3
+    )  # a difference chart per headline metric; curves: val loss, val accuracy, train loss
+    assert heatmaps == 4
+    assert pixel[:3] == [8, 48, 107]
+    assert summary == 4 and improved >= 3  # "near" improves severity, similarity and distance
+    assert pwned is False
+    assert (ARTIFACTS / "compare-report.png").stat().st_size > 10_000
+
+
+@pytest.fixture
+def live_service(make_service, report):
+    """The app (embedded default) served by uvicorn on a free port, with jobs and a finished comparison."""
+    import uvicorn
+
+    from core.db import jobs as jobstate
+    from core.db.models import Comparison, JobEpoch
+    from core.db.types import now
+
+    svc = make_service("sqlite")
+    with svc.sessionmaker() as s:
+        comp = Comparison(
+            tenant_id=svc.tenant_a,
+            spec={"dataset": "builtin:digits", "classes": CLASSES, "similarity": SIM_SPEC,
+                  "seed_values": [10, 11], "variants": _meta()["variants"],
+                  "variant_names": ["baseline", "near", "other"], "request": {}},
+            status="succeeded", report=report, finished_at=now(),
+        )  # fmt: skip
+        s.add(comp)
+        s.flush()
+        runs = synthetic_runs()
+        for k, run in enumerate(runs):
+            job = jobstate.create_job(
+                s, tenant_id=svc.tenant_a, dataset_ref="builtin:digits",
+                spec={"classes": CLASSES, "loss": {"kind": "simloss"}, "training": {"seed": run.seed},
+                      "metadata": {"variant": run.variant}},
+                epochs=2, max_attempts=3, comparison_id=comp.id, variant=run.variant,
+            )  # fmt: skip
+            running = k == 0
+            job.status = "running" if running else "succeeded"
+            job.epoch = 1 if running else 2
+            job.final_metrics = None if running else run.metrics
+            job.latest_metrics = run.history[0]
+            for rec in run.history[: job.epoch]:
+                s.add(JobEpoch(job_id=job.id, epoch=rec["epoch"], record=rec))
+        # the other tenant's job must not show up
+        jobstate.create_job(
+            s, tenant_id=svc.tenant_b, dataset_ref="builtin:digits", spec={}, epochs=1, max_attempts=3
+        )
+        s.commit()
+        comp_id = comp.id
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = uvicorn.Config(svc.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield svc, f"http://127.0.0.1:{port}", comp_id
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_jobs_page_lists_jobs_polls_and_shows_curves_confusion_and_reports(chromium, live_service, tmp_path):
+    svc, base, comp_id = live_service
+    with Browser(tmp_path) as b:
+        b.goto(f"{base}/ui/jobs")
+        b.wait_js("document.body.dataset.ready === '1'")
+        assert "API key" in b.js("document.getElementById('message').textContent")
+        b.js(
+            f"document.getElementById('api-key').value = {svc.key_a!r};"
+            "document.getElementById('key-form').requestSubmit(); true"
+        )
+        b.wait_js("document.querySelectorAll('#jobs-body tr').length === 6")
+        assert b.js("sessionStorage.getItem('simtrain.apiKey')") == svc.key_a
+        assert "live" in b.js("document.getElementById('message').textContent")  # a job is running: polling
+        # a finished job: its curves and confusion matrix
+        b.js("document.querySelectorAll('#jobs-body tr')[1].click(); true")
+        b.wait_js(
+            "!document.getElementById('detail').hidden && !!Chart.getChart(document.getElementById('job-loss'))"
+        )
+        b.wait_js("!document.getElementById('job-confusion-box').hidden")
+        assert b.js("document.getElementById('job-confusion').width") > 100
+        assert b.js("Chart.getChart(document.getElementById('job-acc')).data.labels.length") == 2
+        # the job finishes while the page polls: the table follows without a reload
+        from core.db.models import Job
+
+        with svc.sessionmaker() as s:
+            running = s.query(Job).filter(Job.status == "running").one()
+            running.status, running.epoch, running.final_metrics = "succeeded", 2, {"accuracy": 0.5}
+            s.commit()
+        b.wait_js("!Array.from(document.querySelectorAll('#jobs-body td')).some(td => td.textContent === 'running')",
+                  timeout=15)  # fmt: skip
+        # the comparison's report opens in a frame
+        assert b.js("document.querySelectorAll('#comparisons-body tr').length") == 1
+        b.js("document.querySelector('#comparisons-body button').click(); true")
+        b.wait_js(
+            "(() => { const f = document.getElementById('report-frame');"
+            " return !!(f.contentDocument && f.contentDocument.body && f.contentDocument.body.dataset.ready === '1'); })()"
+        )
+        assert comp_id in b.js("document.getElementById('report-frame').contentDocument.title")
+        b.js("document.getElementById('report-box').scrollIntoView(); true")
+        b.screenshot(ARTIFACTS / "compare-jobs-page.png")
+        # a wrong key: a message, not a console error
+        b.js("sessionStorage.setItem('simtrain.apiKey', 'st_wrong'); refresh(); true")
+        b.wait_js("document.getElementById('message').textContent.includes('not accepted')")
+        errors = b.errors(ignore=("favicon.ico", "401"))
+    assert errors == []
