@@ -12,6 +12,7 @@ The body is always `{"error": {"code", "message", "details"}}`:
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from http import HTTPStatus
@@ -26,7 +27,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import RateLimited, SimtrainError
 
-__all__ = ["error_body", "error_response", "install_error_handlers", "validation_details", "field_of"]
+__all__ = [
+    "error_body",
+    "error_response",
+    "install_error_handlers",
+    "validation_details",
+    "field_of",
+    "document_error_responses",
+]
 
 log = logging.getLogger("simtrain.api")
 
@@ -163,7 +171,50 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     headers = dict(exc.headers or {})
     if status == 401:
         headers.setdefault("WWW-Authenticate", "Bearer")
+    if status == 405:
+        allowed = _allowed_methods(request)
+        if allowed:  # Starlette names only the first route of the path; RFC 9110: all of them
+            headers["Allow"] = ", ".join(allowed)
     return error_response(status, code, message, None if isinstance(detail, str) else detail, headers or None)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods of the path a 405 was for. Starlette names only the first route that matched the path;
+    RFC 9110 wants them all. A documented path answers from the OpenAPI document (the most specific
+    template: `/v1/datasets/builtin` before `/v1/datasets/{dataset_id}`), any other by asking the routes."""
+    import re
+
+    from starlette.routing import Match
+
+    path = request.url.path
+    best: tuple[int, list[str]] | None = None
+    try:
+        paths = request.app.openapi().get("paths", {})
+    except Exception:  # noqa: BLE001 - no document: ask the routes
+        paths = {}
+    for template, operations in paths.items():
+        pattern = "^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, path):
+            params = template.count("{")
+            if best is None or params < best[0]:
+                best = (params, sorted(m.upper() for m in operations if m.upper() in _METHODS))
+    if best is not None:
+        return best[1]
+    allowed = []
+    for method in _METHODS:
+        probe = {**request.scope, "method": method}
+        for route in request.app.router.routes:
+            try:
+                match, _ = route.matches(probe)
+            except Exception:  # noqa: BLE001 - a route that cannot answer the probe does not allow it
+                continue
+            if match == Match.FULL:
+                allowed.append(method)
+                break
+    return allowed
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
@@ -192,3 +243,64 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PoolTimeout, _database_error)
     app.add_exception_handler(DBAPIError, _dbapi_error)
     app.add_exception_handler(Exception, _unexpected)
+
+
+# ------------------------------------------------------------------------------------- OpenAPI documentation
+
+_ERROR_DESCRIPTIONS = {
+    "400": "the body could not be parsed (for example, JSON that is not UTF-8)",
+    "401": "missing, unknown or revoked API key",
+    "404": "no such object for this tenant (another tenant's objects are 404 too)",
+    "413": "the body is larger than SIMTRAIN_MAX_JSON_BYTES / SIMTRAIN_MAX_UPLOAD_BYTES",
+    "422": "invalid input; `details[].field` / `details[].loc` name each field",
+    "503": "the database is unavailable; retry after Retry-After seconds",
+}
+_WRITE_METHODS = ("post", "put", "patch")
+
+
+def document_error_responses(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Make the OpenAPI document tell the truth about errors (in place; returns it).
+
+    Every error status has the one body `ErrorResponse` (FastAPI's `HTTPValidationError` for 422 is not what
+    this API sends), and each /v1 operation lists the errors every such route can answer: 401 (the key),
+    422 (when it takes parameters or a body), 503 (database down), 404 (when the path names an object),
+    and 400 / 413 (when it takes a body)."""
+    from api.schemas import ErrorResponse, ReadinessError
+
+    components = openapi.setdefault("components", {}).setdefault("schemas", {})
+    for model in (ErrorResponse, ReadinessError):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(schema.pop("$defs", {}))
+        components[model.__name__] = schema
+    error_content = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+
+    for path, operations in openapi.get("paths", {}).items():
+        for method, op in operations.items():
+            if not isinstance(op, dict) or "responses" not in op:
+                continue
+            responses = op["responses"]
+            if path.startswith("/v1/"):
+                wanted = ["401", "503"]
+                if op.get("parameters") or op.get("requestBody"):
+                    wanted.append("422")
+                if "{" in path:
+                    wanted.append("404")
+                if method in _WRITE_METHODS and op.get("requestBody"):
+                    wanted += ["400", "413"]
+                for code in wanted:
+                    responses.setdefault(code, {"description": _ERROR_DESCRIPTIONS[code]})
+            for code, response in responses.items():
+                if not code.isdigit() or int(code) < 400:
+                    continue
+                if path == "/readyz" and code == "503":
+                    response["content"] = {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/ReadinessError"}}
+                    }
+                else:
+                    response["content"] = dict(error_content)
+                if response.get("description") in (None, "", "Validation Error"):
+                    response["description"] = _ERROR_DESCRIPTIONS.get(code, "error")
+    for unused in ("HTTPValidationError", "ValidationError"):
+        if unused in components and unused not in json.dumps(openapi["paths"]):
+            del components[unused]
+    return openapi

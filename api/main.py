@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.errors import install_error_handlers
+from api.errors import document_error_responses, install_error_handlers
 from api.limits import BodyLimitMiddleware
 from api.routes import API_PREFIX, artifacts, comparisons, datasets, health, jobs, pages, predict, similarity
 from api.routes.health import AppMetrics, MetricsMiddleware
@@ -78,4 +78,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for module in (health, datasets, jobs, artifacts, predict, comparisons, similarity, pages):
         app.include_router(module.router)
+
+    generate_openapi = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            document_error_responses(generate_openapi())  # the error bodies and statuses routes really send
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.errors import InvalidInput
 
 __all__ = [
+    "ErrorInfo",
+    "ErrorResponse",
+    "ReadinessError",
     "Message",
     "HealthPublic",
     "DatasetPublic",
@@ -58,6 +61,28 @@ def decode_cursor(cursor: str, field: str = "cursor") -> tuple[datetime, str]:
         return when, row_id
     except (ValueError, TypeError, UnicodeDecodeError) as e:
         raise InvalidInput(field, "not a cursor returned by this API") from e
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="a stable identifier: invalid_input, not_found, unauthorized, ...")
+    message: str
+    details: Any = Field(
+        default=None, description="422: a list of `{field, loc, msg}`, one per problem; else code-specific"
+    )
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorInfo
+
+
+class ReadinessError(BaseModel):
+    """`GET /readyz` when the database or the broker is down."""
+
+    status: str = Field(max_length=32)
+    checks: dict[str, str]
+    error: ErrorInfo
 
 
 class Message(BaseModel):

@@ -4,7 +4,8 @@ ports, and writing one `## <name>` section of docs/benchmarks.md without touchin
 Imported by benchmarks/engine_overhead.py, service_overhead.py and api_load.py (not run on its own):
 
     from common import interleaved, median, machine, write_section
-    times = interleaved({"baseline": run_a, "engine": run_b}, rounds=5, warmup=1)   # A, B, B, A, A, B ...
+    times = interleaved({"baseline": run_a, "engine": run_b}, rounds=5)   # A B, B A, A B ...
+    median(times["engine"]["wall"])
     write_section(DOC, "Engine overhead", body)
 
 Rules every benchmark here follows: the baseline is measured in the same process and the same run as
@@ -51,26 +52,30 @@ def interleaved(
     cases: dict[str, Callable[[], Any]],
     rounds: int,
     warmup: int = 1,
-    on_result: Callable[[str, int, float, Any], None] | None = None,
-) -> dict[str, list[float]]:
+    on_result: Callable[[str, int, dict[str, float], Any], None] | None = None,
+) -> dict[str, dict[str, list[float]]]:
     """Run every case once per round, the order reversed every other round (A B C, C B A, A B C ...).
 
-    Returns {name: [seconds per timed round]}. The first `warmup` rounds are run but not recorded.
-    `on_result(name, round, seconds, value)` sees every timed call and what the case returned (a case
-    may return extra measurements, e.g. a breakdown).
+    Returns {name: {"wall": [seconds per timed round], "cpu": [process CPU seconds per timed round]}}.
+    The process CPU time is the steadier number on a loaded machine (it does not count the time other
+    processes hold the cores) as long as the case does not spin-wait on threads (run torch with one
+    thread when comparing CPU time). The first `warmup` rounds are run but not recorded.
+    `on_result(name, round, {"wall": s, "cpu": s}, value)` sees every timed call and what the case
+    returned (a case may return extra measurements, e.g. a breakdown).
     """
     names = list(cases)
-    times: dict[str, list[float]] = {name: [] for name in names}
+    times: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in names}
     for r in range(warmup + rounds):
         order = names if r % 2 == 0 else names[::-1]
         for name in order:
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             value = cases[name]()
-            seconds = time.perf_counter() - t0
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             if r >= warmup:
-                times[name].append(seconds)
+                times[name]["wall"].append(wall)
+                times[name]["cpu"].append(cpu)
                 if on_result is not None:
-                    on_result(name, r - warmup, seconds, value)
+                    on_result(name, r - warmup, {"wall": wall, "cpu": cpu}, value)
     return times
 
 
@@ -146,3 +151,235 @@ def write_section(name: str, body: str, path: Path = DOC) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# a running service stack: scratch database, broker, API server (uvicorn) and one Celery worker
+
+
+PG_ADMIN_URL = os.environ.get("SIMTRAIN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("SIMTRAIN_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def _pg_admin_engine(admin_url: str):
+    import sqlalchemy as sa
+
+    url = admin_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    return sa.create_engine(url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+
+
+class ServiceStack:
+    """A private simtrain deployment on loopback, started and cleaned up by a benchmark.
+
+    kind "postgres": a scratch database `simtrain_bench_<hex>` on the PostgreSQL server at `pg_admin_url`
+    (dropped in `close`) and the Redis server at `redis_url` with a queue of its own (its keys deleted in
+    `close`). kind "sqlite": the embedded default (SQLite database and kombu's SQLAlchemy broker on a
+    second SQLite file) under a temporary SIMTRAIN_HOME. Either way the schema is migrated with
+    core.db.migrate.upgrade_head, a tenant key is made with core.auth.create_api_key, the API runs as
+    `python -m uvicorn --factory api.main:create_app` on 127.0.0.1 and a free port, and `start_worker()`
+    runs one `python -m celery -A worker.app:celery_app worker -Q <queue> -c 1 --pool solo`.
+
+        with ServiceStack("postgres", api_workers=2) as stack:
+            stack.start_worker()
+            r = httpx.post(stack.base_url + "/v1/jobs", json=body, headers=stack.headers)
+    """
+
+    def __init__(self, kind: str, *, api_workers: int = 1, device: str = "cpu", pg_admin_url: str = PG_ADMIN_URL,
+                 redis_url: str = REDIS_URL, env: dict[str, str] | None = None, log_dir: Path | None = None) -> None:
+        import tempfile
+        import uuid
+
+        if kind not in ("postgres", "sqlite"):
+            raise ValueError(kind)
+        self.kind = kind
+        self.api_workers = api_workers
+        self.tag = uuid.uuid4().hex[:8]
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"simtrain-bench-{kind}-"))
+        self.log_dir = log_dir or self.tmp
+        self.queue = f"simtrain-bench-{self.tag}"
+        self.pg_admin_url = pg_admin_url
+        self.redis_url = redis_url
+        self.pg_name: str | None = None
+        self.procs: dict[str, Any] = {}
+        self._logs: dict[str, Any] = {}
+        self.engine = None
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        if kind == "postgres":
+            self.pg_name = f"simtrain_bench_{self.tag}"
+            self.database_url = f"{pg_admin_url.rsplit('/', 1)[0]}/{self.pg_name}"
+            self.broker_url = redis_url
+        else:
+            self.database_url = f"sqlite:///{self.tmp / 'home' / 'simtrain.db'}"
+            self.broker_url = f"sqla+sqlite:///{self.tmp / 'home' / 'broker.db'}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SIMTRAIN_") and k not in ("DATABASE_URL", "BROKER_URL")}
+        self.env.update({
+            "SIMTRAIN_HOME": str(self.tmp / "home"),
+            "SIMTRAIN_DATABASE_URL": self.database_url,
+            "SIMTRAIN_BROKER_URL": self.broker_url,
+            "SIMTRAIN_STORAGE_URL": str(self.tmp / "storage"),
+            "SIMTRAIN_QUEUE": self.queue,
+            "SIMTRAIN_DEVICE": device,
+            "PYTHONPATH": os.pathsep.join(p for p in [str(ROOT), os.environ.get("PYTHONPATH", "")] if p),
+            "PYTHONUNBUFFERED": "1",
+        })  # fmt: skip
+        self.env.update(env or {})
+        self.headers: dict[str, str] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+    def __enter__(self) -> ServiceStack:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def start(self) -> ServiceStack:
+        import sqlalchemy as sa
+
+        from core.auth import create_api_key
+        from core.db import make_engine, make_sessionmaker
+        from core.db.migrate import upgrade_head
+
+        (self.tmp / "home").mkdir(parents=True, exist_ok=True)
+        if self.kind == "postgres":
+            admin = _pg_admin_engine(self.pg_admin_url)
+            with admin.connect() as c:
+                c.execute(sa.text(f'CREATE DATABASE "{self.pg_name}"'))
+            admin.dispose()
+        upgrade_head(self.database_url)
+        self.engine = make_engine(self.database_url, pool_size=2)
+        self.Session = make_sessionmaker(self.engine)
+        with self.Session() as s:
+            key = create_api_key(s, f"bench-{self.tag}")
+        self.headers = {"Authorization": f"Bearer {key}"}
+        self._spawn("api", [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app", "--host", "127.0.0.1",
+                            "--port", str(self.port), "--workers", str(self.api_workers), "--log-level", "warning",
+                            "--no-access-log"])  # fmt: skip
+        self._wait_http(f"{self.base_url}/healthz", "api")
+        return self
+
+    def start_worker(self, name: str = "worker", timeout: float = 120.0) -> None:
+        self._spawn(name, [sys.executable, "-m", "celery", "-A", "worker.app:celery_app", "worker", "-Q", self.queue,
+                           "-c", "1", "--pool", "solo", "--loglevel", "INFO", "-n", f"bench-{self.tag}-{name}@%h",
+                           "--without-gossip", "--without-mingle", "--without-heartbeat"])  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log(name)
+            if "simtrain worker ready" in text and " ready." in text:
+                return
+            if self.procs[name].poll() is not None:
+                raise RuntimeError(f"{name} exited with {self.procs[name].returncode}:\n{text[-3000:]}")
+            time.sleep(0.1)
+        raise RuntimeError(f"{name} not ready after {timeout:.0f}s:\n{self.log(name)[-3000:]}")
+
+    def _spawn(self, name: str, cmd: list[str]) -> None:
+        import subprocess
+
+        log = open(self.log_dir / f"{self.kind}-{self.tag}-{name}.log", "ab")
+        self._logs[name] = log
+        self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+
+    def _wait_http(self, url: str, name: str, timeout: float = 60.0) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.procs[name].poll() is not None:
+                raise RuntimeError(f"{name} exited with {self.procs[name].returncode}:\n{self.log(name)[-3000:]}")
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{name} did not answer {url} within {timeout:.0f}s:\n{self.log(name)[-3000:]}")
+
+    def log(self, name: str) -> str:
+        path = self.log_dir / f"{self.kind}-{self.tag}-{name}.log"
+        try:
+            return path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, name: str, timeout: float = 30.0) -> None:
+        """SIGTERM to the process group this stack started (Celery's warm shutdown), then SIGKILL."""
+        import signal
+        import subprocess
+
+        proc = self.procs.pop(name, None)
+        if proc is not None and proc.poll() is None:
+            for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
+                try:
+                    os.killpg(proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    proc.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        log = self._logs.pop(name, None)
+        if log is not None:
+            log.close()
+
+    def close(self) -> None:
+        """Stop the processes, drop the scratch database, delete the queue's Redis keys, remove the files."""
+        import shutil
+
+        for name in list(self.procs):
+            self.stop(name)
+        if self.engine is not None:
+            self.engine.dispose()
+            self.engine = None
+        if self.kind == "postgres" and self.pg_name:
+            import sqlalchemy as sa
+
+            try:
+                admin = _pg_admin_engine(self.pg_admin_url)
+                with admin.connect() as c:
+                    c.execute(sa.text(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)'))
+                admin.dispose()
+            except Exception as exc:  # noqa: BLE001
+                print(f"warning: could not drop database {self.pg_name}: {exc}", file=sys.stderr)
+            try:
+                import redis
+
+                r = redis.Redis.from_url(self.redis_url)
+                keys = list(r.scan_iter(match=f"*{self.queue}*"))
+                if keys:
+                    r.delete(*keys)
+                r.close()
+            except Exception as exc:  # noqa: BLE001
+                print(f"warning: could not delete the Redis keys of {self.queue}: {exc}", file=sys.stderr)
+        if os.environ.get("SIMTRAIN_BENCH_KEEP") != "1":
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- the database -------------------------------------------------------------------------------------
+    def job_timeline(self, job_id: str) -> dict[str, Any]:
+        """created/dispatched/started/finished (epoch seconds), train_seconds, and per-epoch (end, seconds)."""
+        from sqlalchemy import select
+
+        from core.db import Job, JobEpoch
+
+        with self.Session() as s:
+            job = s.get(Job, job_id)
+            epochs = s.execute(select(JobEpoch).where(JobEpoch.job_id == job_id).order_by(JobEpoch.epoch)).scalars().all()
+
+            def ts(d):
+                return d.timestamp() if d is not None else None
+
+            return {
+                "status": job.status,
+                "created": ts(job.created_at),
+                "dispatched": ts(job.dispatched_at),
+                "started": ts(job.started_at),
+                "finished": ts(job.finished_at),
+                "train_seconds": job.train_seconds,
+                "epochs": [(ts(e.created_at), float((e.record or {}).get("seconds") or 0.0)) for e in epochs],
+            }

@@ -6,29 +6,35 @@ engine's defaults):
 - mlp: 100,000 x 64 features, model {"kind": "mlp"} (one hidden layer of 128);
 - cnn: 28 x 28 x 1 images (10,000 on CPU, 60,000 on CUDA), model {"kind": "cnn"} (channels 16, 32, hidden 128).
 
-Three cases per job, run interleaved round by round (baseline, engine, engine + checkpoints, then the
-reverse order, ...), medians reported:
+Cases per job, run interleaved round by round (A B C D, then D C B A, ...) after a warm-up round,
+medians reported:
 
 - baseline: the hand-written loop: the same model (built with core.models.build_model, so the
   architecture, the standardisation layer and the initial weights are identical), the same training
   split, batch size and optimizer; data on the device as tensors, a fresh permutation per epoch,
   F.cross_entropy, bf16 autocast on CUDA; no validation, no metrics, no checkpoints.
+- baseline+val: the same plus a minimal per-epoch validation (logits, mean loss, accuracy): what any
+  real loop does, for reference.
 - engine: `train(plan, NoopHooks())`: everything the engine does (split, standardisation stats,
   per-epoch validation with all metrics, training loss / accuracy, best-weights tracking, the final
   float32 evaluation on CPU and model.json).
 - engine+ckpt: the same plus what the worker adds cheaply: hooks that JSON-encode every epoch record
   (the progress write, without the database) and a CheckpointStore on a local temporary directory
   written every epoch (fsync'd).
+- before, before+ckpt (with --before PATH): the same two with another copy of the engine module, to
+  measure an engine change in the same run.
 
-samples/s = training samples x epochs / wall time of the whole call; the ratio engine / baseline is
-the number the target (>= 0.90) applies to. The engine's own per-phase times (train / validation /
-the rest) come from its history records.
+samples/s = training samples x epochs / wall time of the whole call. The ratio case / baseline is
+reported for wall time and for process CPU time (steadier on a shared machine; CPU runs use one torch
+thread by default so that no spin-waiting is counted); the target applies to engine and engine+ckpt vs
+baseline. The engine's own per-phase times (train / validation / the rest) come from its history.
 
     python benchmarks/engine_overhead.py                         # CPU, both jobs, writes docs/benchmarks.md
     python benchmarks/engine_overhead.py --device cuda           # on a GPU (60k CNN images by default)
     python benchmarks/engine_overhead.py --jobs mlp --rounds 3 --no-write
     python benchmarks/engine_overhead.py --profile mlp           # torch.profiler + cProfile of one engine run
-    python benchmarks/engine_overhead.py --label before          # section "Engine overhead (before)"
+    git show HEAD:core/training/engine.py > /tmp/engine_before.py
+    python benchmarks/engine_overhead.py --before /tmp/engine_before.py --label "before vs after"
 
 Target: engine samples/s >= 0.9 x baseline for both jobs, with and without checkpoints.
 """
@@ -37,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import importlib.util
 import io
 import json
 import math
@@ -102,47 +109,59 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def handwritten(ds: ArrayDataset, train_idx: np.ndarray, spec: TrainingSpec, model_spec: dict,
-                device: torch.device) -> dict:
-    """The minimal loop. Same model (and initial weights), split, batch size and optimizer as the engine."""
+def handwritten(ds: ArrayDataset, train_idx: np.ndarray, val_idx: np.ndarray, spec: TrainingSpec,
+                model_spec: dict, device: torch.device, validate: bool) -> dict:
+    """The minimal loop. Same model (and initial weights), split, batch size and optimizer as the engine.
+
+    With `validate`, a minimal per-epoch validation too: logits of the validation split in chunks of
+    1024 under no_grad, mean cross-entropy and accuracy (one sync per epoch).
+    """
     torch.manual_seed(spec.seed)
     x_np, y_np = ds.x[train_idx], ds.y[train_idx]
     mean, std = standardization_stats(x_np)
     model = build_model(model_spec, ds.feature_shape, ds.num_classes, mean=mean, std=std).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=spec.weight_decay)
-    pin = device.type == "cuda"
-    x = torch.from_numpy(np.ascontiguousarray(x_np))
-    y = torch.from_numpy(np.ascontiguousarray(y_np))
-    if pin:
-        x, y = x.pin_memory(), y.pin_memory()
-    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    cuda = device.type == "cuda"
+
+    def put(a: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(a))
+        return (t.pin_memory() if cuda else t).to(device, non_blocking=True)
+
+    x, y = put(x_np), put(y_np)
+    xv, yv = (put(ds.x[val_idx]), put(ds.y[val_idx])) if validate else (None, None)
     n, bs = len(y), spec.batch_size
-    model.train()
+    history = []
     for _ in range(spec.epochs):
+        model.train()
         order = torch.randperm(n, device=device)
         for start in range(0, n, bs):
             idx = order[start : start + bs]
             xb, yb = x[idx], y[idx]
-            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=pin):
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cuda):
                 logits = model(xb)
             loss = F.cross_entropy(logits.float(), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        if validate:
+            model.eval()
+            with torch.no_grad(), torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cuda):
+                out = torch.cat([model(xv[i : i + 1024]).float() for i in range(0, len(yv), 1024)])
+                history.append((float(F.cross_entropy(out, yv)), float((out.argmax(1) == yv).float().mean())))
     _sync(device)
-    return {"loss": float(loss)}
+    return {"loss": float(loss.detach()), "history": history}
 
 
-def engine_run(ds: ArrayDataset, spec: TrainingSpec, model_spec: dict, device: torch.device,
+def engine_run(train_fn, ds: ArrayDataset, spec: TrainingSpec, model_spec: dict, device: torch.device,
                checkpoints: bool) -> dict:
     plan = TrainPlan(ds, None, {"kind": "cross_entropy"}, model_spec, spec, device=str(device))
     if not checkpoints:
-        result = train(plan, NoopHooks())
+        result = train_fn(plan, NoopHooks())
         written = 0
     else:
         with tempfile.TemporaryDirectory(prefix="simtrain-bench-ckpt-") as tmp:  # fresh: never resumes
             store = CheckpointStore(LocalStorage(tmp), "jobs/bench/checkpoints")
-            result = train(plan, WorkerLikeHooks(), store)
+            result = train_fn(plan, WorkerLikeHooks(), store)
             written = len(store.epochs())
     assert result.epochs_completed == spec.epochs and result.stop_reason == "completed", result.stop_reason
     hist = result.history
@@ -153,53 +172,79 @@ def engine_run(ds: ArrayDataset, spec: TrainingSpec, model_spec: dict, device: t
             "val_accuracy": result.final_metrics["accuracy"], "checkpoints": written}
 
 
+def load_engine(path: Path):
+    """`train` of another copy of core/training/engine.py (e.g. `git show HEAD:core/training/engine.py`)."""
+    spec = importlib.util.spec_from_file_location("engine_before", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["engine_before"] = module
+    spec.loader.exec_module(module)
+    return module.train
+
+
 # ------------------------------------------------------------------------------------------------ run
 
 
-def bench_job(job: str, n: int, args, device: torch.device) -> dict:
+ENGINE_CASES = ("engine", "engine+ckpt", "before", "before+ckpt")
+ALL_CASES = ("baseline", "baseline+val", *ENGINE_CASES)
+DEFAULT_CASES = ("baseline", "baseline+val", "engine", "engine+ckpt")
+
+
+def bench_job(job: str, n: int, args, device: torch.device, before=None) -> dict:
     ds = make_dataset(job, n)
     spec = TrainingSpec(epochs=args.epochs, batch_size=args.batch_size, seed=1)
     model_spec = MODELS[job]
-    train_idx, _ = stratified_split(ds.y, spec.val_fraction, spec.seed)
+    train_idx, val_idx = stratified_split(ds.y, spec.val_fraction, spec.seed)
     samples = len(train_idx) * spec.epochs
-    extra: dict[str, list[dict]] = {"engine": [], "engine+ckpt": []}
+    extra: dict[str, list[dict]] = {name: [] for name in ENGINE_CASES}
 
-    def keep(name, _round, seconds, value):
+    def keep(name, _round, t, value):
         if name in extra:
-            extra[name].append({**value, "wall_s": seconds})
-        print(f"  {job} {name:12s} {seconds:7.2f} s  {samples / seconds:10,.0f} samples/s", flush=True)
+            extra[name].append({**value, "wall_s": t["wall"]})
+        print(f"  {job} {name:12s} wall {t['wall']:7.2f} s  cpu {t['cpu']:7.2f} s  "
+              f"{samples / t['wall']:10,.0f} samples/s", flush=True)
 
-    cases = {
-        "baseline": lambda: handwritten(ds, train_idx, spec, model_spec, device),
-        "engine": lambda: engine_run(ds, spec, model_spec, device, checkpoints=False),
-        "engine+ckpt": lambda: engine_run(ds, spec, model_spec, device, checkpoints=True),
+    every = {
+        "baseline": lambda: handwritten(ds, train_idx, val_idx, spec, model_spec, device, validate=False),
+        "baseline+val": lambda: handwritten(ds, train_idx, val_idx, spec, model_spec, device, validate=True),
+        "engine": lambda: engine_run(train, ds, spec, model_spec, device, checkpoints=False),
+        "engine+ckpt": lambda: engine_run(train, ds, spec, model_spec, device, checkpoints=True),
+        "before": lambda: engine_run(before, ds, spec, model_spec, device, checkpoints=False),
+        "before+ckpt": lambda: engine_run(before, ds, spec, model_spec, device, checkpoints=True),
     }
+    cases = {name: every[name] for name in args.cases}
     print(f"{job}: {n} samples ({len(train_idx)} train), {spec.epochs} epochs, batch {spec.batch_size}, "
-          f"{args.rounds} rounds + {args.warmup} warm-up, device {device}", flush=True)
+          f"{args.rounds} rounds + {args.warmup} warm-up, device {device}, {torch.get_num_threads()} threads",
+          flush=True)
     times = interleaved(cases, rounds=args.rounds, warmup=args.warmup, on_result=keep)
-    med = {name: median(ts) for name, ts in times.items()}
-    out = {"job": job, "n": n, "n_train": len(train_idx), "samples": samples, "median_s": med,
-           "sps": {k: samples / v for k, v in med.items()},
-           "ratio": {k: ratio(med["baseline"], v) for k, v in med.items()},
-           "phases": {k: {p: median(r[p] for r in rows) for p in ("train_s", "val_s", "epoch_s", "wall_s")}
-                      for k, rows in extra.items()},
-           "val_accuracy": median(r["val_accuracy"] for r in extra["engine"]),
-           "rounds": times}
-    return out
+    med = {name: {m: median(ts[m]) for m in ("wall", "cpu")} for name, ts in times.items()}
+    return {
+        "job": job, "n": n, "n_train": len(train_idx), "samples": samples, "median_s": med,
+        "sps": {k: samples / v["wall"] for k, v in med.items()},
+        "ratio": {k: {m: ratio(med["baseline"][m], v[m]) for m in ("wall", "cpu")} for k, v in med.items()},
+        "phases": {k: {p: median(r[p] for r in rows) for p in ("train_s", "val_s", "epoch_s", "wall_s")}
+                   for k, rows in extra.items() if rows},
+        "val_accuracy": median(r["val_accuracy"] for r in extra["engine"]) if extra["engine"] else math.nan,
+        "rounds": times,
+    }
+
+
+def _ratio_cell(r: float, case: str) -> str:
+    return f"{r:.3f}x" + ("" if not case.startswith("engine") or r >= TARGET else " ✗")
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| job | case | median wall (s) | samples/s | vs baseline | train phase (s) | validation (s) | rest (s) |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| job | case | wall (s) | samples/s | vs baseline, wall | CPU (s) | vs baseline, CPU "
+             "| train phase (s) | validation (s) | rest (s) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for res in results:
-        for case in ("baseline", "engine", "engine+ckpt"):
-            r = res["ratio"][case]
-            flag = "" if case == "baseline" or r >= TARGET else " ✗"
+        for case in res["median_s"]:
+            med, r = res["median_s"][case], res["ratio"][case]
             ph = res["phases"].get(case)
             cols = (f"{ph['train_s']:.2f} | {ph['val_s']:.2f} | {ph['wall_s'] - ph['epoch_s']:.2f}" if ph
-                    else f"{res['median_s'][case]:.2f} | – | –")
-            lines.append(f"| {res['job']} ({res['n_train']:,} train) | {case} | {res['median_s'][case]:.2f} | "
-                         f"{res['sps'][case]:,.0f} | {r:.3f}x{flag} | {cols} |")
+                    else f"{med['wall']:.2f} | – | –")
+            lines.append(f"| {res['job']} ({res['n_train']:,} train) | {case} | {med['wall']:.2f} | "
+                         f"{res['sps'][case]:,.0f} | {_ratio_cell(r['wall'], case)} | {med['cpu']:.2f} | "
+                         f"{_ratio_cell(r['cpu'], case)} | {cols} |")
     return "\n".join(lines)
 
 
@@ -210,16 +255,16 @@ def profile(job: str, n: int, args, device: torch.device) -> None:
 
     ds = make_dataset(job, n)
     spec = TrainingSpec(epochs=args.epochs, batch_size=args.batch_size, seed=1)
-    engine_run(ds, spec, MODELS[job], device, checkpoints=True)  # warm-up
+    engine_run(train, ds, spec, MODELS[job], device, checkpoints=True)  # warm-up
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with tprofile(activities=activities) as prof:
-        engine_run(ds, spec, MODELS[job], device, checkpoints=True)
+        engine_run(train, ds, spec, MODELS[job], device, checkpoints=True)
     sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     print(prof.key_averages().table(sort_by=sort, row_limit=30))
     pr = cProfile.Profile()
     t0 = time.perf_counter()
     pr.enable()
-    engine_run(ds, spec, MODELS[job], device, checkpoints=True)
+    engine_run(train, ds, spec, MODELS[job], device, checkpoints=True)
     pr.disable()
     print(f"cProfile run: {time.perf_counter() - t0:.2f} s")
     s = io.StringIO()
@@ -237,7 +282,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds (median reported)")
     ap.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
-    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch.set_num_threads on CPU (default 1: steadier on a shared machine; 0: torch's default)")
+    ap.add_argument("--cases", nargs="+", choices=ALL_CASES, default=None,
+                    help=f"cases to run (default: {' '.join(DEFAULT_CASES)}, plus before and before+ckpt "
+                         f"with --before); baseline always runs")
+    ap.add_argument("--before", type=Path,
+                    help="another engine.py to time in the same run as 'before' (git show HEAD:core/training/engine.py)")
     ap.add_argument("--profile", choices=["mlp", "cnn"], help="profile one engine run of this job instead")
     ap.add_argument("--label", default="", help="suffix of the docs section: '## Engine overhead (<label>)'")
     ap.add_argument("--note", default="", help="a line added to the docs section")
@@ -248,7 +299,13 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda but no CUDA device is available")
-    if args.threads:
+    if args.cases is None:
+        args.cases = list(DEFAULT_CASES) + (["before", "before+ckpt"] if args.before else [])
+    args.cases = ["baseline"] + [c for c in ALL_CASES if c in args.cases and c != "baseline"]
+    if any(c.startswith("before") for c in args.cases) and not args.before:
+        ap.error("the before cases need --before PATH")
+    before = load_engine(args.before) if args.before else None
+    if args.threads and device.type == "cpu":
         torch.set_num_threads(args.threads)
     sizes = {"mlp": args.mlp_samples,
              "cnn": args.cnn_samples or (60_000 if device.type == "cuda" else 10_000)}
@@ -258,11 +315,12 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = load_average()
     t0 = time.perf_counter()
-    results = [bench_job(job, sizes[job], args, device) for job in args.jobs]
+    results = [bench_job(job, sizes[job], args, device, before) for job in args.jobs]
     minutes = (time.perf_counter() - t0) / 60
     tbl = table(results)
-    missed = [f"{r['job']} {case} ({r['ratio'][case]:.3f}x)" for r in results for case in ("engine", "engine+ckpt")
-              if not r["ratio"][case] >= TARGET]
+    missed = [f"{r['job']} {case} ({m} {r['ratio'][case][m]:.3f}x)" for r in results
+              for case in ("engine", "engine+ckpt") if case in r["ratio"]
+              for m in ("wall", "cpu") if not r["ratio"][case][m] >= TARGET]
     verdict = "all met" if not missed else "missed: " + ", ".join(missed)
     print()
     print(tbl)
@@ -272,15 +330,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_write:
         return 0
     name = SECTION + (f" ({args.label})" if args.label else "")
-    cmd = "python benchmarks/engine_overhead.py" + (f" --device {device.type}" if device.type != "cpu" else "")
+    cmd = "python benchmarks/engine_overhead.py " + " ".join(sys.argv[1:] if argv is None else argv)
     body = (
-        f"`{cmd}` on {today()}; {machine(str(device))}; load average {load_before} before, "
+        f"`{cmd.strip()}` on {today()}; {machine(str(device))}; load average {load_before} before, "
         f"{load_average()} after ({minutes:.1f} min).\n\n"
         f"`core.training.train` vs a minimal hand-written loop with the same model (`build_model`), split, "
         f"batch size {args.batch_size}, AdamW and {args.epochs} epochs, 10 classes; {args.rounds} rounds "
         f"interleaved after {args.warmup} warm-up, medians. samples/s = training samples x epochs / wall "
         f"time of the whole call (setup, per-epoch validation and metrics, checkpoints, final CPU "
-        f"evaluation included). Target: >= {TARGET:.2f}x the baseline (✗ marks a miss): {verdict}.\n\n"
+        f"evaluation included). CPU = process CPU time of the call, the steadier number on a shared "
+        f"machine (one torch thread on CPU, so no spin-waiting counts). Target: >= {TARGET:.2f}x the baseline (✗ marks a miss): {verdict}.\n\n"
         + (f"{args.note}\n\n" if args.note else "")
         + f"{tbl}\n\n"
         f"Phases are the engine's own: the train phase of every epoch, validation + metrics, and the rest "

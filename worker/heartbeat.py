@@ -18,6 +18,7 @@ the last successful renewal is older than the lease.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -63,7 +64,9 @@ class Heartbeat(threading.Thread):
             return False
         # a margin of one heartbeat interval: stop before another worker can claim
         if time.monotonic() - self.renewed_at > self.lease_seconds:
-            log.warning("job %s: lease not renewed for %.1fs: treating it as lost", self.job_id, self.lease_seconds)
+            log.warning(
+                "job %s: lease not renewed for %.1fs: treating it as lost", self.job_id, self.lease_seconds
+            )
             self.lease_lost.set()
             return False
         return True
@@ -83,10 +86,8 @@ class Heartbeat(threading.Thread):
         except Exception as exc:  # noqa: BLE001 - database outage: retry with backoff
             self.failures += 1
             log.warning("job %s: heartbeat failed (%d in a row): %s", self.job_id, self.failures, _short(exc))
-            try:
+            with contextlib.suppress(Exception):
                 session.rollback()
-            except Exception:  # noqa: BLE001
-                pass
             return False
         finally:
             session.close()

@@ -19,6 +19,7 @@ Every worker runs it in a daemon thread (`ReconcilerThread`, started on `worker_
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from core.db import jobs as jobdb
 from core.db.types import now as utcnow
 from core.settings import Settings
 
-__all__ = ["reconcile_once", "ReconcilerThread"]
+__all__ = ["ReconcilerThread", "reconcile_once"]
 
 log = logging.getLogger("simtrain.worker.reconcile")
 
@@ -44,7 +45,9 @@ def _take_send_token(s: Session, job: Job, t: datetime) -> bool:
         cond.append(Job.dispatched_at.is_(None))
     else:
         cond.append(Job.dispatched_at == job.dispatched_at)
-    res = s.execute(update(Job).where(*cond).values(dispatched_at=t).execution_options(synchronize_session=False))
+    res = s.execute(
+        update(Job).where(*cond).values(dispatched_at=t).execution_options(synchronize_session=False)
+    )
     s.commit()
     return res.rowcount == 1
 
@@ -70,9 +73,16 @@ def reconcile_once(
     report: dict = {"queued": [], "expired": [], "skipped": 0, "errors": 0}
     if not ids:
         return report
-    rows = session.execute(
-        select(Job).where(Job.id.in_(ids), or_(Job.status == JobStatus.queued.value, Job.status == JobStatus.running.value))
-    ).scalars().all()
+    rows = (
+        session.execute(
+            select(Job).where(
+                Job.id.in_(ids),
+                or_(Job.status == JobStatus.queued.value, Job.status == JobStatus.running.value),
+            )
+        )
+        .scalars()
+        .all()
+    )
     session.commit()
     for job in rows:
         expired = job.status == JobStatus.running.value
@@ -130,7 +140,9 @@ class ReconcilerThread(threading.Thread):
     def run(self) -> None:
         interval = self.settings.reconcile_seconds
         failures = 0
-        while not self._stop_event.wait(interval if failures == 0 else min(interval * 4, interval * 2**failures)):
+        while not self._stop_event.wait(
+            interval if failures == 0 else min(interval * 4, interval * 2**failures)
+        ):
             session = self.session_factory()
             try:
                 report = reconcile_once(session, self.settings, send=self.send)
@@ -140,10 +152,12 @@ class ReconcilerThread(threading.Thread):
                     log.info("reconcile: %s", report)
             except Exception as exc:  # noqa: BLE001 - database down: back off, try again
                 failures += 1
-                log.warning("reconcile pass failed (%d in a row): %s", failures, str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
-                try:
+                log.warning(
+                    "reconcile pass failed (%d in a row): %s",
+                    failures,
+                    str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__,
+                )
+                with contextlib.suppress(Exception):
                     session.rollback()
-                except Exception:  # noqa: BLE001
-                    pass
             finally:
                 session.close()

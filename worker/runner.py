@@ -12,19 +12,22 @@ checkpoint).
 
 How a run ends:
 
-| training ended because            | job becomes                                  |
-| --------------------------------- | -------------------------------------------- |
-| completed / early stopped         | succeeded (artifacts uploaded and recorded)  |
-| max_runtime                       | failed `max_runtime_exceeded` (artifacts kept) |
-| the user cancelled                | cancelled (checkpoint kept)                  |
-| the worker is shutting down       | queued again (`release`), task re-sent       |
-| the lease was lost                | untouched                                    |
-| `SimtrainError` (NaN loss, data)  | failed with the error's code; not retried    |
-| any other exception               | failed `internal_error`; traceback logged    |
+| training ended because            | job becomes                                      |
+| --------------------------------- | ------------------------------------------------ |
+| completed / early stopped         | succeeded (artifacts uploaded and recorded)      |
+| max_runtime                       | failed `max_runtime_exceeded` (artifacts written) |
+| the user cancelled                | cancelled (checkpoint kept)                      |
+| the worker is shutting down       | queued again (`release`), task re-sent           |
+| the lease was lost                | untouched (another worker owns it)               |
+| `SimtrainError` (NaN loss, data)  | failed with the error's code; not retried        |
+| any other exception               | failed `internal_error`; traceback logged        |
+
+A job that ends succeeded or failed never resumes, so its checkpoints are deleted then (best effort).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -48,7 +51,7 @@ from core.errors import SimtrainError
 from core.settings import Settings, get_settings
 from worker.heartbeat import Heartbeat
 
-__all__ = ["RunOutcome", "run_job", "shutdown_requested", "request_shutdown", "session_factory", "make_owner"]
+__all__ = ["RunOutcome", "make_owner", "request_shutdown", "run_job", "session_factory", "shutdown_requested"]
 
 log = logging.getLogger("simtrain.worker.runner")
 
@@ -124,10 +127,8 @@ class JobHooks:
             try:
                 return fn()
             except Exception as exc:  # noqa: BLE001
-                try:
+                with contextlib.suppress(Exception):
                     self.s.rollback()
-                except Exception:  # noqa: BLE001
-                    pass
                 log.warning("job %s: %s failed (try %d): %s", self.job_id, what, attempt + 1, exc)
                 time.sleep(0.5 * (2**attempt))
         return None
@@ -147,7 +148,10 @@ class JobHooks:
 
     def on_epoch(self, epoch: int, epochs: int, record: dict[str, Any]) -> None:
         self.last_epoch = epoch
-        ok = self._db("record_epoch", lambda: jobdb.record_epoch(self.s, self.job_id, self.owner, epoch, _jsonable(record)))
+        ok = self._db(
+            "record_epoch",
+            lambda: jobdb.record_epoch(self.s, self.job_id, self.owner, epoch, _jsonable(record)),
+        )
         if ok is False:
             log.warning("job %s: epoch %d not recorded: the lease is no longer ours", self.job_id, epoch)
             self.hb.lease_lost.set()
@@ -193,10 +197,8 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if hasattr(value, "item"):
-        try:
+        with contextlib.suppress(Exception):
             return _jsonable(value.item())
-        except Exception:  # noqa: BLE001
-            pass
     if hasattr(value, "tolist"):
         return _jsonable(value.tolist())
     return str(value)
@@ -263,7 +265,7 @@ def _retrying(session: Session, what: str, job_id: str, fn, *, tries: int = 5):
         except SimtrainError:
             _safe_rollback(session)
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             _safe_rollback(session)
             if attempt == tries - 1:
                 raise
@@ -290,7 +292,9 @@ def run_job(job_id: str, *, settings: Settings | None = None, resend=None) -> Ru
         return RunOutcome.not_claimed
     log.info("job %s: claimed by %s", job_id, owner)
 
-    hb = Heartbeat(factory, job_id, owner, lease_seconds=settings.lease_seconds, interval=settings.heartbeat_seconds)
+    hb = Heartbeat(
+        factory, job_id, owner, lease_seconds=settings.lease_seconds, interval=settings.heartbeat_seconds
+    )
     hb.start()
     hooks = JobHooks(session, job_id, owner, hb)
     try:
@@ -300,21 +304,33 @@ def run_job(job_id: str, *, settings: Settings | None = None, resend=None) -> Ru
         session.close()
 
 
-def _run_claimed(session: Session, job_id: str, owner: str, settings: Settings, hooks: JobHooks, resend) -> RunOutcome:
+def _run_claimed(
+    session: Session, job_id: str, owner: str, settings: Settings, hooks: JobHooks, resend
+) -> RunOutcome:
     from core.checkpoint import CheckpointStore
     from core.storage import make_storage
     from core.training import train
 
+    checkpoints = None
+
     def fail(code: str, message: str) -> RunOutcome:
-        ok = _retrying(
-            session,
-            "finish(failed)",
-            job_id,
-            lambda: jobdb.finish(session, job_id, owner, JobStatus.failed, error_code=code, error_message=message[:2000]),
-        )
+        try:
+            ok = _retrying(
+                session,
+                "finish(failed)",
+                job_id,
+                lambda: jobdb.finish(
+                    session, job_id, owner, JobStatus.failed, error_code=code, error_message=message[:2000]
+                ),
+            )
+        except Exception:  # noqa: BLE001 - database gone: the lease expires, the reconciler re-sends
+            log.error("job %s: could not record failure %s; the lease will expire", job_id, code)
+            return RunOutcome.lease_lost
         if not ok:
             log.warning("job %s: could not record failure %s: the lease is no longer ours", job_id, code)
             return RunOutcome.lease_lost
+        if checkpoints is not None:
+            _drop_checkpoints(checkpoints, job_id)
         return RunOutcome.failed
 
     try:
@@ -350,12 +366,24 @@ def _run_claimed(session: Session, job_id: str, owner: str, settings: Settings, 
                     session,
                     "finish(cancelled)",
                     job_id,
-                    lambda: jobdb.finish(session, job_id, owner, JobStatus.cancelled, train_seconds=result.train_seconds, device=result.device),
+                    lambda: jobdb.finish(
+                        session,
+                        job_id,
+                        owner,
+                        JobStatus.cancelled,
+                        train_seconds=result.train_seconds,
+                        device=result.device,
+                    ),
                 )
                 return RunOutcome.cancelled if ok else RunOutcome.lease_lost
             # graceful worker shutdown: give the job back, it resumes from the checkpoint
             where = f"epoch {hooks.last_checkpoint}" if hooks.last_checkpoint else "the start"
-            ok = _retrying(session, "release", job_id, lambda: jobdb.release(session, job_id, owner, f"worker shutting down; resumes from {where}"))
+            ok = _retrying(
+                session,
+                "release",
+                job_id,
+                lambda: jobdb.release(session, job_id, owner, f"worker shutting down; resumes from {where}"),
+            )
             if not ok:
                 return RunOutcome.lease_lost
             log.info("job %s: released (resumes from %s)", job_id, where)
@@ -364,8 +392,10 @@ def _run_claimed(session: Session, job_id: str, owner: str, settings: Settings, 
 
         final = _jsonable(result.final_metrics) if result.final_metrics is not None else None
         if reason == "max_runtime":
-            status, code, message = JobStatus.failed, "max_runtime_exceeded", (
-                f"stopped after {result.train_seconds:.0f}s at the training.max_runtime_s limit"
+            status, code, message = (
+                JobStatus.failed,
+                "max_runtime_exceeded",
+                (f"stopped after {result.train_seconds:.0f}s at the training.max_runtime_s limit"),
             )
         else:
             status, code, message = JobStatus.succeeded, None, None
@@ -391,17 +421,16 @@ def _run_claimed(session: Session, job_id: str, owner: str, settings: Settings, 
             log.warning("job %s: finished training but the lease is no longer ours", job_id)
             return RunOutcome.lease_lost
         log.info("job %s: %s (artifacts: %s)", job_id, status.value, ", ".join(names))
+        _drop_checkpoints(checkpoints, job_id)
         return RunOutcome.succeeded if status == JobStatus.succeeded else RunOutcome.failed
     except Exception as exc:  # noqa: BLE001
         _safe_rollback(session)
         log.error("job %s: error after training\n%s", job_id, traceback.format_exc())
-        try:
-            code = exc.code if isinstance(exc, SimtrainError) else "internal_error"
-            message = exc.message if isinstance(exc, SimtrainError) else _short(exc)
-            return fail(code, message)
-        except Exception:  # noqa: BLE001 - database gone: the lease expires, the reconciler re-sends
-            log.error("job %s: could not record the failure; the lease will expire", job_id)
+        if hooks.lease_lost:
             return RunOutcome.lease_lost
+        if isinstance(exc, SimtrainError):
+            return fail(exc.code, exc.message)
+        return fail("internal_error", _short(exc))
 
 
 def _resend(session: Session, job_id: str, settings: Settings, resend) -> None:
@@ -416,8 +445,14 @@ def _resend(session: Session, job_id: str, settings: Settings, resend) -> None:
         log.warning("job %s: could not re-send after release (%s); the reconciler will", job_id, _short(exc))
 
 
-def _safe_rollback(session: Session) -> None:
+def _drop_checkpoints(checkpoints, job_id: str) -> None:
+    """A job that ended succeeded or failed will never resume: free its checkpoint storage (best effort)."""
     try:
+        checkpoints.clear()
+    except Exception as exc:  # noqa: BLE001
+        log.warning("job %s: could not delete its checkpoints: %s", job_id, _short(exc))
+
+
+def _safe_rollback(session: Session) -> None:
+    with contextlib.suppress(Exception):
         session.rollback()
-    except Exception:  # noqa: BLE001
-        pass

@@ -19,7 +19,7 @@ from worker.app import celery_app
 from worker.reconcile import reconcile_once
 from worker.runner import run_job, session_factory
 
-__all__ = ["train_job", "reconcile"]
+__all__ = ["reconcile", "train_job"]
 
 log = logging.getLogger("simtrain.worker.tasks")
 
@@ -41,7 +41,9 @@ def train_job(self, job_id: str) -> str:
     try:
         outcome = run_job(str(job_id), resend=_resend)
     except SQLAlchemyError as exc:  # the database is unreachable before the claim
-        log.warning("job %s: database unavailable (%s); retrying the task", job_id, str(exc).splitlines()[0][:200])
+        log.warning(
+            "job %s: database unavailable (%s); retrying the task", job_id, str(exc).splitlines()[0][:200]
+        )
         raise self.retry(exc=exc, countdown=5) from None
     return outcome.value
 

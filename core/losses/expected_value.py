@@ -11,6 +11,8 @@ unit vector u_j = (cos 2 pi v_j / P, sin 2 pi v_j / P), E = sum_j p_j u_j is the
     loss = 0.5 * |E - u_y| ** 2   (in [0, 2]; equals 1 - cos(angle between u_y and u_E) when |E| = 1)
 
 so 12 o'clock predicted for 1 o'clock is a small error, not a large one. `scale` has no effect there.
+It constrains only the mean of p, so on its own the argmax of p need not be the right class (read the
+prediction as the class nearest E[v], or combine it with cross-entropy, e.g. 0.7 CE + 0.3 this).
 Source: mean-value regression on softmax outputs (e.g. Pan et al., "Mean-Variance Loss for Deep Age
 Estimation", CVPR 2018; Rothe et al., DEX, 2015); circular form after directional statistics.
 

@@ -6,8 +6,9 @@
 
 so "horse" with S[horse] = [1, 0.25, 0, 0] becomes [0.8, 0.2, 0, 0]; a temperature T < 1 sharpens
 toward the one-hot label, T > 1 flattens. The target rows and their entropies are precomputed once as
-buffers; logsumexp(z) is read off the softmax at the top class (max z - log max p, with max p >= 1/C,
-so exact), and a custom autograd function keeps the cost near plain cross-entropy. With S = I it is
+buffers; logsumexp(z) is read off the softmax as z_y - log p_y (recomputed directly in the rare rows
+where p_y is below the square root of the dtype's smallest normal number, so always exact), and a
+custom autograd function keeps the cost near plain cross-entropy. With S = I it is
 plain cross-entropy. Source: the "soft labels" of Bertinetto et al., "Making Better Mistakes",
 CVPR 2020 (there from a hierarchy; here from any S), a similarity-aware label smoothing (Szegedy et
 al. 2016).
@@ -32,8 +33,14 @@ class _SoftTargetCE(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, logits: torch.Tensor, table: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         p = torch.softmax(logits, dim=1)
-        # logsumexp(z) = z_top - log p_top: the top class has p >= 1/C, so this is exact
-        lse = logits.amax(dim=1) - torch.log(p.amax(dim=1))
+        # logsumexp(z) = z_y - log p_y, exact unless p_y is tiny; those rows are recomputed directly
+        t = targets[:, None]
+        p_y = p.gather(1, t).squeeze(1)
+        lse = logits.gather(1, t).squeeze(1) - torch.log(p_y)
+        small = p_y < torch.finfo(p.dtype).tiny ** 0.5
+        if bool(small.any()):
+            rows = small.nonzero().squeeze(1)
+            lse[rows] = torch.logsumexp(logits.index_select(0, rows), dim=1)
         q = table.index_select(0, targets)
         ctx.save_for_backward(p.sub_(q))  # p - q, the gradient per unit of output
         return lse - q.mul_(logits).sum(dim=1)

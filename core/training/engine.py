@@ -17,7 +17,8 @@ What happens, top to bottom (see `train`):
 4. per epoch: shuffle, train on batches sliced from tensors that already live on the device (bf16
    autocast on CUDA), evaluate on the validation split, report, decide whether to stop, checkpoint;
 5. load the best-by-val-loss weights and evaluate them once more on CPU in float32 (the numbers the
-   saved artifacts reproduce).
+   saved artifacts reproduce); a run trained on CPU reuses that epoch's validation logits, which are
+   exactly these (same weights, inputs, chunks and device).
 
 Stop reasons: "completed", "early_stopped" (patience epochs without a val loss improvement), "max_runtime",
 "cancelled" (hooks.should_stop(); its checkpoint is written first). A non-finite training loss raises
@@ -180,6 +181,7 @@ def _train(
     )
 
     # 4. the epochs
+    best_val_logits: tuple[int, torch.Tensor] | None = None
     session_start = _now()
     while stop_reason is None and epoch < spec.epochs:
         epoch += 1
@@ -198,6 +200,8 @@ def _train(
         }
         history.append(record)
         _update_best(best, val["loss"], epoch, model)
+        if device.type == "cpu" and best["epoch"] == epoch:
+            best_val_logits = (epoch, val_logits)  # what step 5 would compute again: same weights, input, device
         hooks.on_epoch(epoch, spec.epochs, record)
 
         elapsed = elapsed_before + (_now() - session_start)
@@ -232,7 +236,10 @@ def _train(
     if best["model"] is not None:
         model.load_state_dict(best["model"])
     model = model.to("cpu").eval()
-    final_logits = _predict(model, torch.from_numpy(ds.x[val_idx]), spec.batch_size, torch.device("cpu"))
+    if best_val_logits is not None and best_val_logits[0] == best["epoch"]:
+        final_logits = best_val_logits[1]  # trained on CPU: the best epoch's validation pass, bit for bit
+    else:
+        final_logits = _predict(model, torch.from_numpy(ds.x[val_idx]), spec.batch_size, torch.device("cpu"))
     final_metrics = evaluate(final_logits, y_val_cpu, similarity, classes, similarity_spec=similarity_spec)
     final_metrics["loss"] = _loss_value(loss_fn, final_logits, y_val_cpu)
 
@@ -291,28 +298,41 @@ def _train_one_epoch(
     epoch: int,
     device: torch.device,
 ) -> dict[str, float]:
-    """One pass over the training split in a (seed, epoch)-determined order; mean loss and accuracy."""
+    """One pass over the training split in a (seed, epoch)-determined order; mean loss and accuracy.
+
+    The per-batch bookkeeping costs one op (an argmax into a preallocated buffer): the batch losses are
+    kept as 0-d tensors and stacked once, the accuracy is one comparison per epoch. Same numbers as
+    accumulating per batch (each batch sum is still loss * batch size in float32), fewer kernel launches
+    and dispatcher calls per step (see docs/benchmarks.md, "Engine overhead").
+    """
     model.train()
     n, bs = len(y), spec.batch_size
     order = torch.randperm(n, generator=torch.Generator().manual_seed(_epoch_seed(spec.seed, epoch)))
     order = order.to(x.device)
     num_batches = math.ceil(n / bs)
-    batch_loss_sums = torch.zeros(num_batches, device=device)  # checked once per epoch: one device sync
-    correct = torch.zeros((), dtype=torch.long, device=device)
+    on_device = x.device == device  # small data sets live on the device: no copy per batch
+    losses: list[torch.Tensor] = []  # batch means (0-d, on the device), stacked once per epoch
+    preds = torch.empty(n, dtype=torch.long, device=device)  # predicted class of every sample, in order
     for b in range(num_batches):
         idx = order[b * bs : (b + 1) * bs]
-        xb = x[idx].to(device, non_blocking=True)
-        yb = y[idx].to(device, non_blocking=True)
+        xb, yb = x.index_select(0, idx), y.index_select(0, idx)
+        if not on_device:
+            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
         with _autocast(device):
             logits = model(xb)
         loss = loss_fn(logits.float(), yb)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        batch_loss_sums[b] = loss.detach() * len(idx)
-        correct += (logits.detach().argmax(dim=1) == yb).sum()
+        losses.append(loss.detach())
+        torch.argmax(logits.detach(), dim=1, out=preds[b * bs : (b + 1) * bs])
 
-    sums = batch_loss_sums.cpu()
+    batch_losses = torch.stack(losses).cpu()  # the epoch's one device sync
+    sums = torch.empty(num_batches, dtype=torch.float32)  # loss * len(batch), as float32, per batch
+    sums[:-1] = batch_losses[:-1] * bs
+    sums[-1] = batch_losses[-1] * (n - (num_batches - 1) * bs)
+    targets = y.index_select(0, order)
+    correct = (preds == (targets if on_device else targets.to(device))).sum()
     finite = torch.isfinite(sums)
     if not bool(finite.all()):
         bad = int((~finite).nonzero()[0, 0]) + 1

@@ -574,3 +574,12 @@ def ref_simloss_logspace(z, y, s):
         mt = max(terms)
         total += lse - (mt + math.log(sum(math.exp(v - mt) for v in terms)))
     return total / len(y)
+
+
+def test_soft_labels_exact_where_p_y_underflows():
+    s = S(GROUPS)  # q(c0) = [1, 0.5, 0, 0, 0] / 1.5
+    z = torch.tensor([[-1e4, 0.0, 0.0, 0.0, 0.0]], requires_grad=True)
+    value = SoftLabelLoss(s)(z, torch.tensor([0]))
+    assert value.item() == pytest.approx(math.log(4.0) + 1e4 * 2 / 3, rel=1e-6)
+    value.backward()
+    assert torch.allclose(z.grad, torch.tensor([[-2 / 3, 0.25 - 1 / 3, 0.25, 0.25, 0.25]]), atol=1e-6)

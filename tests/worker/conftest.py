@@ -24,7 +24,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from worker_testlib import REPO, RedisServer, Stack  # noqa: E402
+from worker_testlib import REPO, RedisServer, Stack
+
 
 @pytest.fixture
 def stack_factory(request, simtrain_env, tmp_path) -> Iterator[Any]:

@@ -11,7 +11,6 @@ import hashlib
 import numpy as np
 import pytest
 import torch
-
 from worker_testlib import job_body
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -23,7 +22,12 @@ def test_jobs_train_and_artifacts_reproduce(stack_factory, tmp_path, kind):
     worker = stack.start_worker()
 
     simloss = stack.submit(
-        job_body(loss={"kind": "simloss"}, similarity={"kind": "ordinal", "reduction_factor": 0.5}, epochs=3, seed=11)
+        job_body(
+            loss={"kind": "simloss"},
+            similarity={"kind": "ordinal", "reduction_factor": 0.5},
+            epochs=3,
+            seed=11,
+        )
     )
     ce = stack.submit(job_body(loss={"kind": "cross_entropy"}, epochs=3, seed=12))
 
@@ -36,6 +40,7 @@ def test_jobs_train_and_artifacts_reproduce(stack_factory, tmp_path, kind):
         assert job["progress"]["epoch"] == 3
         assert stack.epoch_rows(job_id) == [1, 2, 3]
         assert len(stack.running_events(job_id)) == 1
+        assert stack.checkpoints(job_id) == []  # a finished job never resumes: checkpoints deleted
         _check_artifacts(stack, job_id, job, tmp_path / job_id)
 
     assert worker.alive()

@@ -11,7 +11,6 @@ import threading
 import time
 
 import pytest
-
 from worker_testlib import FAST_FAULTS, SLOW_MODEL, job_body
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -85,7 +84,9 @@ def test_sigterm_checkpoints_releases_and_another_worker_resumes(stack_factory):
     stopped_at = job["epoch"]
     assert 1 <= stopped_at < 6
     assert f"jobs/{job_id}/checkpoints/ckpt-{stopped_at:06d}.pt" in stack.checkpoints(job_id)
-    released = [e for e in stack.events(job_id, "state") if e.message.startswith("queued: worker shutting down")]
+    released = [
+        e for e in stack.events(job_id, "state") if e.message.startswith("queued: worker shutting down")
+    ]
     assert len(released) == 1 and f"epoch {stopped_at}" in released[0].message
 
     stack.start_worker("w2")
@@ -115,7 +116,9 @@ def test_duplicate_delivery_trains_once(stack_factory):
     job = stack.wait_status(job_id, "succeeded", "failed", "cancelled", timeout=90)
     assert job["status"] == "succeeded", (job, stack.logs())
     deadline = time.monotonic() + 30  # the worker handles all three messages
-    while worker.count("Task simtrain.train_job[") < 6 and time.monotonic() < deadline:  # received + succeeded
+    while (
+        worker.count("Task simtrain.train_job[") < 6 and time.monotonic() < deadline
+    ):  # received + succeeded
         time.sleep(0.1)
     import redis
 
@@ -172,12 +175,17 @@ def test_cancel_running_job_stops_within_an_epoch(stack_factory):
     assert len(stack.running_events(job_id)) == 1
 
 
-def test_poison_job_fails_once_and_worker_keeps_serving(stack_factory):
+def test_failing_jobs_fail_once_and_the_worker_keeps_serving(stack_factory):
     stack = stack_factory("postgres", **FAST_FAULTS)
     worker = stack.start_worker()
+    # poison: a loss that goes NaN (SGD with a learning rate of 10)
     bad = stack.submit(
-        job_body(model={"kind": "mlp", "hidden": [64]}, epochs=5, optimizer="sgd", learning_rate=10.0, momentum=0.9)
+        job_body(
+            model={"kind": "mlp", "hidden": [64]}, epochs=5, optimizer="sgd", learning_rate=10.0, momentum=0.9
+        )
     )
+    # over its time limit: stopped after the epoch that crosses max_runtime_s, artifacts still written
+    slow = stack.submit(job_body(model=SLOW_MODEL, batch_size=16, epochs=50, max_runtime_s=1))
     good = stack.submit(job_body(epochs=2, seed=2))
 
     stack.wait_status(bad, "failed", "succeeded", "cancelled", timeout=60)
@@ -185,13 +193,45 @@ def test_poison_job_fails_once_and_worker_keeps_serving(stack_factory):
     assert job["status"] == "failed", job
     assert job["error"]["code"] == "non_finite_loss"
     assert "non-finite" in job["error"]["message"]
+
+    stack.wait_status(slow, "failed", "succeeded", "cancelled", timeout=60)
+    job = stack.get(slow)
+    assert job["status"] == "failed", job
+    assert job["error"]["code"] == "max_runtime_exceeded"
+    assert 1 <= job["progress"]["epoch"] < 50
+    assert job["final_metrics"]["accuracy"] > 0
+    assert {"model.safetensors", "model.json", "metrics.json"} <= {a["name"] for a in stack.artifacts(slow)}
+
     assert stack.wait_status(good, "succeeded", "failed", timeout=60)["status"] == "succeeded"
 
     time.sleep(3 * FAST_FAULTS["reconcile_seconds"])  # several reconciler passes: nothing is retried
-    job = stack.job_row(bad)
-    assert job["status"] == "failed" and job["attempts"] == 1
-    assert len(stack.running_events(bad)) == 1
-    assert worker.alive() and worker.count("claimed by") == 2
+    for job_id in (bad, slow):
+        job = stack.job_row(job_id)
+        assert job["status"] == "failed" and job["attempts"] == 1
+        assert len(stack.running_events(job_id)) == 1
+    assert worker.alive() and worker.count("claimed by") == 3
+
+
+def test_lost_lease_stops_the_run_without_touching_the_job(stack_factory):
+    from sqlalchemy import update
+
+    from core.db import Job
+    from worker.runner import RunOutcome, run_job
+
+    stack = stack_factory("postgres")
+    job_id = stack.insert_job(job_body(model=SLOW_MODEL, batch_size=16, epochs=30, seed=4))
+    outcome: list[RunOutcome] = []
+    runner = threading.Thread(target=lambda: outcome.append(run_job(job_id)))
+    runner.start()
+    stack.wait_epoch(job_id, 1, timeout=60)
+    with stack.session() as s:  # another worker took the job over (as after an expired lease)
+        s.execute(update(Job).where(Job.id == job_id).values(lease_owner="another-worker"))
+        s.commit()
+    runner.join(60)
+    assert outcome == [RunOutcome.lease_lost]
+    job = stack.job_row(job_id)
+    assert job["status"] == "running" and job["lease_owner"] == "another-worker"
+    assert job["epoch"] < 30 and job["finished_at"] is None and job["error_code"] is None
 
 
 def test_reconciler_sends_a_job_the_broker_never_saw(stack_factory):
@@ -234,9 +274,11 @@ def test_reconcile_once_sends_each_lost_job_once(stack_factory):
 def test_redis_restart_while_a_job_is_queued(stack_factory, private_redis):
     import redis
 
-    stack = stack_factory("postgres", broker_url=private_redis.url, reconcile_seconds=1, requeue_after_seconds=3)
+    stack = stack_factory(
+        "postgres", broker_url=private_redis.url, reconcile_seconds=1, requeue_after_seconds=5
+    )
     worker = stack.start_worker()
-    busy = stack.submit(job_body(model=SLOW_MODEL, batch_size=16, epochs=8, seed=3))  # keeps the worker busy
+    busy = stack.submit(job_body(model=SLOW_MODEL, batch_size=16, epochs=10, seed=3))  # keeps the worker busy
     stack.wait_epoch(busy, 1)
     queued = stack.submit(job_body(epochs=2, seed=4))  # waits in Redis: prefetch 1, the solo worker is busy
     assert redis.Redis.from_url(private_redis.url).llen(stack.settings.queue) == 1

@@ -5,6 +5,7 @@ Imported by `tests/worker/conftest.py` and the test modules (`from worker_testli
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -75,7 +76,7 @@ class WorkerProc:
             "-n", f"{self.name}-{uuid.uuid4().hex[:6]}@%h",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]  # fmt: skip
-        self._log = open(self.log_path, "ab")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             cmd, cwd=REPO, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -101,7 +102,9 @@ class WorkerProc:
             if "simtrain worker ready" in self.log() and " ready." in self.log():
                 return self
             if not self.alive():
-                raise AssertionError(f"worker {self.name} exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
+                raise AssertionError(
+                    f"worker {self.name} exited with {self.proc.returncode}:\n{self.log()[-4000:]}"
+                )
             time.sleep(0.1)
         raise AssertionError(f"worker {self.name} not ready after {timeout}s:\n{self.log()[-4000:]}")
 
@@ -200,7 +203,9 @@ class Stack:
         return r.content
 
     # -- waiting -----------------------------------------------------------------------------------------
-    def wait_for(self, job_id: str, predicate, what: str, timeout: float = 90.0, interval: float = 0.05) -> dict:
+    def wait_for(
+        self, job_id: str, predicate, what: str, timeout: float = 90.0, interval: float = 0.05
+    ) -> dict:
         deadline = time.monotonic() + timeout
         job = self.job_row(job_id)
         while time.monotonic() < deadline:
@@ -215,7 +220,10 @@ class Stack:
 
     def wait_epoch(self, job_id: str, epoch: int, timeout: float = 90.0) -> dict:
         return self.wait_for(
-            job_id, lambda j: j["epoch"] >= epoch or j["status"] not in ("queued", "running"), f"at epoch {epoch}", timeout
+            job_id,
+            lambda j: j["epoch"] >= epoch or j["status"] not in ("queued", "running"),
+            f"at epoch {epoch}",
+            timeout,
         )
 
     # -- the database ------------------------------------------------------------------------------------
@@ -246,7 +254,11 @@ class Stack:
             return list(s.execute(q).scalars())
 
     def running_events(self, job_id: str) -> list[Any]:
-        return [e for e in self.events(job_id, "state") if (e.data or {}).get("status") == "running" and "attempt" in (e.data or {})]
+        return [
+            e
+            for e in self.events(job_id, "state")
+            if (e.data or {}).get("status") == "running" and "attempt" in (e.data or {})
+        ]
 
     def epoch_rows(self, job_id: str) -> list[int]:
         from sqlalchemy import select
@@ -254,7 +266,12 @@ class Stack:
         from core.db import JobEpoch
 
         with self.session() as s:
-            return [r[0] for r in s.execute(select(JobEpoch.epoch).where(JobEpoch.job_id == job_id).order_by(JobEpoch.epoch))]
+            return [
+                r[0]
+                for r in s.execute(
+                    select(JobEpoch.epoch).where(JobEpoch.job_id == job_id).order_by(JobEpoch.epoch)
+                )
+            ]
 
     def checkpoints(self, job_id: str) -> list[str]:
         from core.storage import make_storage
@@ -263,9 +280,9 @@ class Stack:
 
     def insert_job(self, body: dict) -> str:
         """A queued job written straight to the database: the broker is never told."""
+        from core.data import load_builtin
         from core.db import jobs as jobdb
         from core.jobspec import JobCreate, validate_job
-        from core.data import load_builtin
 
         req = JobCreate.model_validate(body)
         with self.session() as s:
@@ -274,7 +291,12 @@ class Stack:
             tenant = resolve_api_key(s, self.headers["Authorization"].split()[1])
             spec = validate_job(req, load_builtin("digits").classes, max_epochs=self.settings.max_epochs)
             job = jobdb.create_job(
-                s, tenant_id=tenant, dataset_ref=req.dataset, spec=spec, epochs=req.training.epochs, max_attempts=3
+                s,
+                tenant_id=tenant,
+                dataset_ref=req.dataset,
+                spec=spec,
+                epochs=req.training.epochs,
+                max_attempts=3,
             )
             s.commit()
             return job.id
@@ -283,12 +305,12 @@ class Stack:
         return "\n".join(f"----- {w.name} log -----\n{w.log()[-6000:]}" for w in self.workers)
 
     def close(self) -> None:
+        for w in self.workers:  # SIGTERM all at once, then wait (SIGKILL after 30 s)
+            w.terminate()
         for w in self.workers:
             w.stop()
-        try:
+        with contextlib.suppress(Exception):
             self.client.__exit__(None, None, None)
-        except Exception:  # noqa: BLE001
-            pass
         self.engine.dispose()
 
 
@@ -313,7 +335,7 @@ class RedisServer:
     def start(self) -> RedisServer:
         import redis
 
-        log = open(self.tmp / f"redis-{self.port}.log", "ab")
+        log = open(self.tmp / f"redis-{self.port}.log", "ab")  # noqa: SIM115 - owned by the server process
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", str(self.tmp)],
