@@ -37,6 +37,8 @@ from celery.signals import after_setup_logger, worker_init, worker_ready, worker
 
 from core.queue import make_celery
 from core.settings import get_settings
+from worker.reconcile import ReconcilerThread
+from worker.runner import request_shutdown, session_factory
 
 __all__ = ["celery_app"]
 
@@ -84,9 +86,6 @@ def _preload(**_kw) -> None:
 @worker_ready.connect
 def _on_worker_ready(sender=None, **_kw) -> None:
     global _reconciler
-    from worker.reconcile import ReconcilerThread
-    from worker.runner import session_factory
-
     current = get_settings()
     log.info(
         "simtrain worker ready (pid %d, queue %s, lease %gs, heartbeat %gs, reconcile every %gs)",
@@ -103,9 +102,7 @@ def _on_worker_ready(sender=None, **_kw) -> None:
 
 @worker_shutting_down.connect
 def _on_shutting_down(sig=None, how=None, exitcode=None, **_kw) -> None:
-    # Runs inside Celery's signal handler in the MainProcess: set flags only (no logging, no I/O).
-    from worker.runner import request_shutdown
-
+    # Runs inside Celery's signal handler in the MainProcess: set flags only (no logging, no I/O, no imports).
     request_shutdown()
     if _reconciler is not None:
         _reconciler.stop()

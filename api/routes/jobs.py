@@ -45,6 +45,7 @@ router = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"])
 TERMINAL_VALUES = frozenset(s.value for s in TERMINAL)
 SSE_POLL_SECONDS = 0.5
 SSE_KEEPALIVE_SECONDS = 15.0
+MAX_EVENT_ID = 2**63 - 1  # event ids are BIGINT: a larger `after` would overflow the query (500)
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -308,7 +309,7 @@ def list_events(
     job_id: str,
     session: SessionDep,
     tenant: CurrentTenant,
-    after: Annotated[int, Query(ge=0, description="only events with a larger id")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_EVENT_ID, description="only events with a larger id")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> EventList:
     job = get_job_row(session, tenant, job_id)
@@ -333,7 +334,7 @@ async def stream_events(
     request: Request,
     session: SessionDep,
     tenant: CurrentTenant,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_EVENT_ID)] = 0,
     max_seconds: Annotated[
         float, Query(gt=0, le=3600, description="the stream ends after this long")
     ] = 600.0,
@@ -345,7 +346,7 @@ async def stream_events(
     job = await run_in_threadpool(get_job_row, session, tenant, job_id)
     start = after
     if last_event_id and last_event_id.strip().isdigit():
-        start = max(start, int(last_event_id.strip()))
+        start = max(start, min(int(last_event_id.strip()), MAX_EVENT_ID))
     factory = request.app.state.sessionmaker
     the_job_id = job.id
 

@@ -22,7 +22,8 @@ Channels = Annotated[int, Field(ge=1, le=512)]
 
 
 class ModelSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: numbers only, as the schema says (lax mode took `"seed": false` as 0 and `"epochs": "5"` as 5)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     kind: Literal["auto", "linear", "mlp", "cnn"] = "auto"
     hidden: list[Width] = Field(default_factory=lambda: [128], min_length=1, max_length=4)

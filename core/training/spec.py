@@ -23,7 +23,8 @@ MAX_RUNTIME_S = 7 * 24 * 3600
 
 
 class TrainingSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: numbers only, as the schema says (lax mode took `"seed": false` as 0 and `"epochs": "5"` as 5)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     epochs: int = Field(default=10, ge=1, le=MAX_EPOCHS)
     batch_size: int = Field(default=64, ge=1, le=65536)
