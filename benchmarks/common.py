@@ -36,6 +36,8 @@ if str(ROOT) not in sys.path:
 __all__ = [
     "DOC",
     "ROOT",
+    "ServiceStack",
+    "command_line",
     "free_port",
     "interleaved",
     "load_average",
@@ -119,10 +121,29 @@ def machine(device: str = "cpu") -> str:
     text = f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     if "torch" in sys.modules:
         torch = sys.modules["torch"]
-        text += f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
+        threads = torch.get_num_threads()
+        text += f", torch {torch.__version__} ({threads} thread{'' if threads == 1 else 's'})"
         if device.startswith("cuda") and torch.cuda.is_available():
             text += f", GPU {torch.cuda.get_device_name(0)}"
     return text
+
+
+def command_line(script: str, argv: list[str] | None, drop: tuple[str, ...] = ("--note", "--json", "--doc")) -> str:
+    """`python benchmarks/<script> <args>` for the docs, without the options (and values) in `drop`."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    kept: list[str] = []
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a in drop:
+            skip = True
+            continue
+        if a.split("=", 1)[0] in drop:
+            continue
+        kept.append(a)
+    return " ".join(["python", f"benchmarks/{script}", *kept])
 
 
 def today() -> str:

@@ -33,7 +33,7 @@ baseline. The engine's own per-phase times (train / validation / the rest) come 
     python benchmarks/engine_overhead.py --device cuda           # on a GPU (60k CNN images by default)
     python benchmarks/engine_overhead.py --jobs mlp --rounds 3 --no-write
     python benchmarks/engine_overhead.py --profile mlp           # torch.profiler + cProfile of one engine run
-    git show HEAD:core/training/engine.py > /tmp/engine_before.py
+    git show <commit>:core/training/engine.py > /tmp/engine_before.py     # the engine before a change
     python benchmarks/engine_overhead.py --before /tmp/engine_before.py --label "before vs after"
 
 Target: engine samples/s >= 0.9 x baseline for both jobs, with and without checkpoints.
@@ -55,7 +55,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DOC, interleaved, load_average, machine, median, ratio, today, write_section  # noqa: E402
+from common import DOC, command_line, interleaved, load_average, machine, median, ratio, today, write_section  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -173,7 +173,7 @@ def engine_run(train_fn, ds: ArrayDataset, spec: TrainingSpec, model_spec: dict,
 
 
 def load_engine(path: Path):
-    """`train` of another copy of core/training/engine.py (e.g. `git show HEAD:core/training/engine.py`)."""
+    """`train` of another copy of core/training/engine.py (e.g. `git show <commit>:core/training/engine.py`)."""
     spec = importlib.util.spec_from_file_location("engine_before", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules["engine_before"] = module
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"cases to run (default: {' '.join(DEFAULT_CASES)}, plus before and before+ckpt "
                          f"with --before); baseline always runs")
     ap.add_argument("--before", type=Path,
-                    help="another engine.py to time in the same run as 'before' (git show HEAD:core/training/engine.py)")
+                    help="another engine.py to time in the same run as 'before' (git show <commit>:core/training/engine.py)")
     ap.add_argument("--profile", choices=["mlp", "cnn"], help="profile one engine run of this job instead")
     ap.add_argument("--label", default="", help="suffix of the docs section: '## Engine overhead (<label>)'")
     ap.add_argument("--note", default="", help="a line added to the docs section")
@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_write:
         return 0
     name = SECTION + (f" ({args.label})" if args.label else "")
-    cmd = "python benchmarks/engine_overhead.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    cmd = command_line("engine_overhead.py", argv)
     body = (
         f"`{cmd.strip()}` on {today()}; {machine(str(device))}; load average {load_before} before, "
         f"{load_average()} after ({minutes:.1f} min).\n\n"

@@ -38,13 +38,13 @@ import argparse
 import json
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
     DOC,
+    command_line,
     PG_ADMIN_URL,
     REDIS_URL,
     ServiceStack,
@@ -70,10 +70,6 @@ def job_body(epochs: int, seed: int) -> dict:
         "loss": {"kind": "cross_entropy"},
         "training": {"epochs": epochs, "batch_size": 64, "seed": seed},
     }
-
-
-def _ts(value: str | None) -> float | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() if value else None
 
 
 def run_job(stack: ServiceStack, client: httpx.Client, body: dict, poll: float, timeout: float) -> dict:
@@ -209,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({"rows": rows, "cold": cold, "summary": summary}, indent=1))
     if args.no_write:
         return 0
-    cmd = "python benchmarks/service_overhead.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    cmd = command_line("service_overhead.py", argv)
     body = (
         f"`{cmd.strip()}` on {today()}; {machine(args.device)}; load average {load_before} before, "
         f"{load_average()} after ({minutes:.1f} min).\n\n"

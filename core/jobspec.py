@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from core.errors import SpecError
-from core.losses import LossSpec, build_loss
+from core.losses import LossSpec, build_loss, parse_loss_spec
 from core.models import ModelSpec
 from core.similarity import MAX_CLASSES, SimilaritySpec, build_similarity
 from core.training import TrainingSpec
@@ -45,7 +45,7 @@ class JobCreate(BaseModel):
         description="a reordering or subset of the dataset's classes (default: all, in dataset order)",
     )
     similarity: SimilaritySpec | None = Field(default=None, description="how alike the classes are")
-    loss: LossSpec = Field(default_factory=lambda: {"kind": "cross_entropy"})
+    loss: LossSpec = Field(default_factory=lambda: parse_loss_spec({"kind": "cross_entropy"}))
     model: ModelSpec = Field(default_factory=ModelSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     metadata: dict[MetaKey, MetaValue] | None = Field(default=None, max_length=32)

@@ -134,7 +134,8 @@ async def _run_check(fn, *args) -> str:
 
 
 @router.get("/healthz", response_model=HealthPublic)
-def healthz() -> HealthPublic:
+async def healthz() -> HealthPublic:
+    # async: answered on the event loop, so liveness does not queue behind busy threadpool workers
     return HealthPublic(status="ok")
 
 

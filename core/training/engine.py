@@ -311,7 +311,8 @@ def _train_one_epoch(
     order = torch.randperm(n, generator=torch.Generator().manual_seed(_epoch_seed(spec.seed, epoch)))
     order = order.to(x.device)
     num_batches = math.ceil(n / bs)
-    on_device = x.device == device  # small data sets live on the device: no copy per batch
+    # small data sets live on the device: no copy per batch ("cuda" without an index means the current one)
+    on_device = x.device.type == device.type and device.index in (None, x.device.index)
     losses: list[torch.Tensor] = []  # batch means (0-d, on the device), stacked once per epoch
     preds = torch.empty(n, dtype=torch.long, device=device)  # predicted class of every sample, in order
     for b in range(num_batches):
