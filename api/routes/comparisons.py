@@ -29,7 +29,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from api.deps import CurrentTenant, SessionDep, SettingsDep, StorageDep
@@ -343,9 +343,7 @@ def create_comparison(
         raise SpecError(
             "seeds", f"{n} child jobs (variants x seeds) exceed the limit of {limit} active jobs per tenant"
         )
-    active = session.execute(
-        select(func.count()).select_from(Job).where(Job.tenant_id == tenant, Job.status.in_(jobstate.ACTIVE))
-    ).scalar_one()
+    active = jobstate.count_active_locked(session, tenant)
     if active + n > limit:
         raise RateLimited(
             f"{active} jobs are queued or running and this comparison adds {n}; the limit is {limit}. "

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -209,9 +209,7 @@ def create_job(
     info = dataset_info(session, tenant, body.dataset)
     spec = validate_job(body, info.classes, max_epochs=settings.max_epochs)
 
-    active = session.execute(
-        select(func.count()).select_from(Job).where(Job.tenant_id == tenant, Job.status.in_(jobstate.ACTIVE))
-    ).scalar_one()
+    active = jobstate.count_active_locked(session, tenant)
     if active >= settings.max_active_jobs_per_tenant:
         raise RateLimited(
             f"{active} jobs are queued or running, the limit is {settings.max_active_jobs_per_tenant}; "

@@ -18,23 +18,24 @@ from typing import Any
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from core.db.models import TERMINAL, Job, JobArtifact, JobEpoch, JobEvent, JobStatus
+from core.db.models import TERMINAL, Job, JobArtifact, JobEpoch, JobEvent, JobStatus, Tenant
 from core.db.types import now as utcnow
 
 __all__ = [
     "ClaimOutcome",
     "HeartbeatResult",
-    "create_job",
     "add_event",
     "claim",
-    "heartbeat",
-    "record_epoch",
-    "record_artifact",
+    "claimable_stale",
+    "count_active_locked",
+    "create_job",
     "finish",
+    "heartbeat",
+    "mark_dispatched",
+    "record_artifact",
+    "record_epoch",
     "release",
     "request_cancel",
-    "claimable_stale",
-    "mark_dispatched",
 ]
 
 ACTIVE = (JobStatus.queued.value, JobStatus.running.value)
@@ -88,6 +89,16 @@ def create_job(
     s.flush()
     add_event(s, job.id, "state", "queued", {"status": "queued"})
     return job
+
+
+def count_active_locked(s: Session, tenant_id: str) -> int:
+    """The tenant's queued + running jobs, counted under a lock on the tenant's row (PostgreSQL), so two
+    requests racing for the last place under a quota cannot both get it. Hold the transaction until the
+    new jobs are inserted and committed. (SQLite, single-user, has no row locks: the count is advisory.)"""
+    s.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
+    return s.execute(
+        select(func.count()).select_from(Job).where(Job.tenant_id == tenant_id, Job.status.in_(ACTIVE))
+    ).scalar_one()
 
 
 def mark_dispatched(s: Session, job_id: str, when: datetime | None = None) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 __all__ = ["make_engine", "make_sessionmaker", "session_scope"]
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+def make_engine(url: str, *, pool_size: int = 20) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
@@ -36,7 +36,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         url,
         pool_pre_ping=True,
         pool_size=pool_size,
-        max_overflow=20,
+        max_overflow=25,  # 45 in all: more than the API's 40 request threads, so none waits for the pool
         pool_timeout=5,
         connect_args={"connect_timeout": 3, "options": "-c statement_timeout=15000"},
     )

@@ -173,3 +173,29 @@ def test_500_concurrent_submissions_each_recorded_once_then_cancelled(api_server
     finally:
         broker.close()
         engine.dispose()
+
+
+@pytest.mark.services
+@pytest.mark.timeout(180)
+def test_the_active_job_quota_holds_under_a_race(api_server, pg_database, redis_url):
+    """40 clients race for 20 places: exactly 20 jobs are accepted, the rest get 429 with Retry-After."""
+    limit, racers = 20, 40
+    server = api_server(
+        database_url=pg_database, broker_url=redis_url, max_active_jobs_per_tenant=limit, queue="hostile-quota"
+    )
+    key = add_key(pg_database, "quota-tenant")
+
+    def submit(client, i):
+        r = client.post("/v1/jobs", json=_body(i))
+        return r.status_code, r.headers.get("retry-after")
+
+    results = _run_concurrently(server.url, key, list(range(racers)), submit)
+    codes = sorted(code for code, _ in results)
+    assert codes == [201] * limit + [429] * (racers - limit), (codes, server.logs()[-3000:])
+    assert all(retry for code, retry in results if code == 429)
+    engine = make_engine(pg_database)
+    try:
+        with make_sessionmaker(engine)() as s:
+            assert s.execute(select(func.count()).select_from(Job)).scalar_one() == limit
+    finally:
+        engine.dispose()
