@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "build_parser", "worker_command"]
+__all__ = ["build_parser", "main", "worker_command"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 

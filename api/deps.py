@@ -20,7 +20,7 @@ from core.auth import resolve_api_key
 from core.errors import Unauthorized
 from core.settings import Settings
 
-__all__ = ["SettingsDep", "SessionDep", "StorageDep", "CurrentTenant", "bearer_scheme"]
+__all__ = ["CurrentTenant", "SessionDep", "SettingsDep", "StorageDep", "bearer_scheme"]
 
 
 def get_app_settings(request: Request) -> Settings:

@@ -28,12 +28,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from core.errors import RateLimited, SimtrainError
 
 __all__ = [
+    "document_error_responses",
     "error_body",
     "error_response",
+    "field_of",
     "install_error_handlers",
     "validation_details",
-    "field_of",
-    "document_error_responses",
 ]
 
 log = logging.getLogger("simtrain.api")

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_body
 
-__all__ = ["BodyLimitMiddleware", "BodyTooLarge", "MULTIPART_OVERHEAD"]
+__all__ = ["MULTIPART_OVERHEAD", "BodyLimitMiddleware", "BodyTooLarge"]
 
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and the small form fields
 

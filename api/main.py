@@ -22,7 +22,7 @@ from core.db import make_engine, make_sessionmaker
 from core.settings import Settings, get_settings
 from core.storage import make_storage
 
-__all__ = ["create_app", "API_PREFIX"]
+__all__ = ["API_PREFIX", "create_app"]
 
 VERSION = "0.1.0"
 

@@ -18,8 +18,6 @@ succeeded), `partial` (some did), `failed` (none did) or `cancelled`. Another te
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import logging
 from datetime import datetime
 from functools import lru_cache
@@ -33,6 +31,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from api.deps import CurrentTenant, SessionDep, SettingsDep, StorageDep
+from api.dispatch import dispatch, request_hash
 from api.routes import API_PREFIX
 from api.schemas import JobErrorPublic, decode_cursor, encode_cursor
 from core.compare.html import render_report_html
@@ -44,7 +43,6 @@ from core.db.models import TERMINAL, Comparison, Job, JobStatus
 from core.db.types import now as utcnow
 from core.errors import Conflict, NotFound, RateLimited, SpecError
 from core.jobspec import validate_job
-from core.queue import send_train
 
 log = logging.getLogger("simtrain.api")
 
@@ -125,13 +123,6 @@ class ComparisonList(BaseModel):
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-
-
-def request_hash(body: ComparisonCreate) -> str:
-    canonical = json.dumps(
-        body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=True
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def get_comparison_row(session: Session, tenant_id: str, comparison_id: str) -> Comparison:
@@ -255,26 +246,6 @@ def finalize_if_done(session: Session, storage: Any, comp: Comparison, children:
     return comp
 
 
-def _dispatch_all(session: Session, job_ids: list[str], settings) -> None:
-    """Send every child's training task; after the first broker failure the rest wait for the reconciler."""
-    for n, job_id in enumerate(job_ids):
-        try:
-            send_train(job_id, settings)
-        except Exception as exc:  # noqa: BLE001 - any broker failure: the reconciler sends them later
-            log.warning("could not dispatch comparison child %s: %s", job_id, exc)
-            for rest in job_ids[n:]:
-                jobstate.add_event(
-                    session,
-                    rest,
-                    "warning",
-                    "the broker is unreachable; the job stays queued and is sent when it is back",
-                    {"reason": f"{type(exc).__name__}: {str(exc)[:300]}"},
-                )
-            break
-        jobstate.mark_dispatched(session, job_id)
-    session.commit()
-
-
 def _validated_specs(body: ComparisonCreate, dataset_classes: list[str], max_epochs: int, seeds: list[int]):
     """(variant, seed, JobCreate, spec) per child; each variant validated once by the job path."""
     index = {v.name: i for i, v in enumerate(body.variants)}
@@ -382,16 +353,14 @@ def create_comparison(
             spec=spec,
             epochs=job.training.epochs,
             max_attempts=settings.max_attempts,
-            request_hash=hashlib.sha256(
-                json.dumps(job.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
-            ).hexdigest(),
+            request_hash=request_hash(job),
             comparison_id=comp.id,
             variant=name,
         )
         job_ids.append(row.id)
     session.commit()
 
-    _dispatch_all(session, job_ids, settings)
+    dispatch(session, job_ids, settings)
     session.refresh(comp)
     return comparison_public(comp, _children(session, comp.id))
 

@@ -29,7 +29,7 @@ from api.errors import error_body
 from api.schemas import HealthPublic
 from core.db.models import Job, JobStatus
 
-__all__ = ["router", "AppMetrics", "MetricsMiddleware", "check_database", "check_broker"]
+__all__ = ["AppMetrics", "MetricsMiddleware", "check_broker", "check_database", "router"]
 
 router = APIRouter(tags=["health"])
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import time
@@ -18,6 +17,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentTenant, SessionDep, SettingsDep
+from api.dispatch import dispatch, request_hash
 from api.routes import API_PREFIX
 from api.schemas import (
     EpochRecord,
@@ -36,7 +36,6 @@ from core.db import jobs as jobstate
 from core.db.models import TERMINAL, Job, JobEpoch, JobEvent, JobStatus
 from core.errors import Conflict, NotFound, RateLimited
 from core.jobspec import JobCreate, validate_job
-from core.queue import send_train
 
 log = logging.getLogger("simtrain.api")
 
@@ -58,13 +57,6 @@ IdempotencyKey = Annotated[
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-
-
-def request_hash(body: JobCreate) -> str:
-    canonical = json.dumps(
-        body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=True
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def get_job_row(session: Session, tenant_id: str, job_id: str) -> Job:
@@ -158,24 +150,6 @@ def _find_by_key(session: Session, tenant: str, key: str) -> Job | None:
     ).scalar_one_or_none()
 
 
-def _dispatch(session: Session, job_id: str, settings) -> None:
-    """Send the training task; when the broker is down the job stays queued for the reconciler."""
-    try:
-        send_train(job_id, settings)
-    except Exception as exc:  # noqa: BLE001 - any broker failure: the reconciler sends it later
-        log.warning("could not dispatch job %s: %s", job_id, exc)
-        jobstate.add_event(
-            session,
-            job_id,
-            "warning",
-            "the broker is unreachable; the job stays queued and is sent when it is back",
-            {"reason": f"{type(exc).__name__}: {str(exc)[:300]}"},
-        )
-    else:
-        jobstate.mark_dispatched(session, job_id)
-    session.commit()
-
-
 # ------------------------------------------------------------------------------------------------- routes
 
 
@@ -237,7 +211,7 @@ def create_job(
         response.status_code = status.HTTP_200_OK
         return job_public(_replay(existing, body_hash))
 
-    _dispatch(session, job.id, settings)
+    dispatch(session, [job.id], settings)
     session.refresh(job)
     return job_public(job)
 

@@ -1,0 +1,50 @@
+"""What the job and comparison routes share when they create work: the canonical request hash behind
+`Idempotency-Key`, and sending training tasks (a broker that is down leaves jobs queued for the worker's
+reconciler, with a warning event, instead of failing the request)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+
+from core.db import jobs as jobstate
+from core.queue import send_train
+from core.settings import Settings
+
+__all__ = ["dispatch", "request_hash"]
+
+log = logging.getLogger("simtrain.api")
+
+BROKER_DOWN = "the broker is unreachable; the job stays queued and is sent when it is back"
+
+
+def request_hash(body: BaseModel) -> str:
+    canonical = json.dumps(
+        body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=True
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def dispatch(session: Session, job_ids: list[str], settings: Settings) -> None:
+    """Send each job's task and mark it dispatched; after the first broker failure the rest wait for the
+    reconciler. Commits."""
+    for n, job_id in enumerate(job_ids):
+        try:
+            send_train(job_id, settings)
+        except Exception as exc:  # noqa: BLE001 - any broker failure: the reconciler sends them later
+            log.warning("could not dispatch job %s: %s", job_id, exc)
+            for rest in job_ids[n:]:
+                jobstate.add_event(
+                    session,
+                    rest,
+                    "warning",
+                    BROKER_DOWN,
+                    {"reason": f"{type(exc).__name__}: {str(exc)[:300]}"},
+                )
+            break
+        jobstate.mark_dispatched(session, job_id)
+    session.commit()
