@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core.compare.cli import add_compare_arguments, base_spec_from_args, compare_command, json_arg
+
 __all__ = ["build_parser", "main", "worker_command"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -230,36 +232,14 @@ def _client(args: argparse.Namespace):
     return SimtrainClient(args.url, args.api_key)
 
 
-def _json_arg(text: str | None, name: str) -> Any:
-    if text is None:
-        return None
-    if text.startswith("@"):
-        text = Path(text[1:]).read_text()
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SystemExit(f"simtrain: --{name} is not valid JSON: {e}") from e
-
-
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=False))
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    spec: dict[str, Any] = {"dataset": args.dataset}
-    if args.classes:
-        spec["classes"] = [c.strip() for c in args.classes.split(",") if c.strip()]
-    if args.similarity:
-        spec["similarity"] = _json_arg(args.similarity, "similarity")
+    spec = base_spec_from_args(args)
     if args.loss:
-        spec["loss"] = _json_arg(args.loss, "loss")
-    if args.model:
-        spec["model"] = _json_arg(args.model, "model")
-    training = _json_arg(args.training, "training") or {}
-    if args.epochs is not None:
-        training["epochs"] = args.epochs
-    if training:
-        spec["training"] = training
+        spec["loss"] = json_arg(args.loss, "loss")
     with _client(args) as client:
         job = client.create_job(spec, idempotency_key=args.idempotency_key)
         print(job["id"], flush=True)
@@ -420,8 +400,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="model.onnx, model.safetensors, model.json, metrics.json, curves.png, ...")
     p.add_argument("-o", "--output", help="where to write it (default: NAME)")
     p.set_defaults(func=cmd_download)
-
-    from core.compare.cli import add_compare_arguments, compare_command
 
     p = sub.add_parser("compare", help="compare losses over seeds against cross-entropy")
     client_args(p)

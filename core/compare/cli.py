@@ -68,7 +68,8 @@ def add_compare_arguments(p: argparse.ArgumentParser, *, client: bool = False) -
     p.add_argument("--json", action="store_true", help="print the final comparison (with its report) as JSON")
 
 
-def _json_arg(text: str | None, name: str) -> Any:
+def json_arg(text: str | None, name: str) -> Any:
+    """A JSON command-line value, or `@file.json`; exits with a message naming the option when invalid."""
     if text is None:
         return None
     if text.startswith("@"):
@@ -79,30 +80,36 @@ def _json_arg(text: str | None, name: str) -> Any:
         raise SystemExit(f"simtrain: --{name} is not valid JSON: {e}") from e
 
 
+def base_spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The job fields `submit` and `compare` share: dataset, classes, similarity, model, training."""
+    spec: dict[str, Any] = {"dataset": args.dataset}
+    if args.classes:
+        spec["classes"] = [c.strip() for c in args.classes.split(",") if c.strip()]
+    if args.similarity:
+        spec["similarity"] = json_arg(args.similarity, "similarity")
+    if args.model:
+        spec["model"] = json_arg(args.model, "model")
+    training = json_arg(args.training, "training") or {}
+    if args.epochs is not None:
+        training["epochs"] = args.epochs
+    if training:
+        spec["training"] = training
+    return spec
+
+
 def build_request(args: argparse.Namespace) -> dict[str, Any]:
     """The POST /v1/comparisons body from the parsed arguments."""
     if not args.dataset:
         raise SystemExit("simtrain: compare needs --dataset (or --watch ID)")
     if not args.variant:
         raise SystemExit("simtrain: compare needs at least one --variant NAME=LOSS_JSON")
-    body: dict[str, Any] = {"dataset": args.dataset, "seeds": args.seeds, "variants": []}
+    variants = []
     for item in args.variant:
         name, sep, loss = item.partition("=")
         if not sep or not name.strip():
             raise SystemExit(f"simtrain: --variant {item!r}: expected NAME=LOSS_JSON")
-        body["variants"].append({"name": name.strip(), "loss": _json_arg(loss, f"variant {name.strip()}")})
-    if args.classes:
-        body["classes"] = [c.strip() for c in args.classes.split(",") if c.strip()]
-    if args.similarity:
-        body["similarity"] = _json_arg(args.similarity, "similarity")
-    if args.model:
-        body["model"] = _json_arg(args.model, "model")
-    training = _json_arg(args.training, "training") or {}
-    if args.epochs is not None:
-        training["epochs"] = args.epochs
-    if training:
-        body["training"] = training
-    return body
+        variants.append({"name": name.strip(), "loss": json_arg(loss, f"variant {name.strip()}")})
+    return base_spec_from_args(args) | {"seeds": args.seeds, "variants": variants}
 
 
 # ------------------------------------------------------------------------------------------- rendering
