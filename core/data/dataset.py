@@ -13,6 +13,7 @@ built-in datasets (`core.data.builtin`) both produce one; the worker stores it a
 from __future__ import annotations
 
 import os
+import zipfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,7 +139,7 @@ def load_npz(path: str | os.PathLike) -> ArrayDataset:
             return ArrayDataset(z["x"], z["y"], [str(c) for c in z["classes"]])
     except DatasetError:
         raise
-    except (OSError, KeyError, ValueError) as e:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise DatasetError("file", f"cannot read dataset: {e}") from e
 
 

@@ -187,6 +187,8 @@ def test_failing_jobs_fail_once_and_the_worker_keeps_serving(stack_factory):
     # over its time limit: stopped after the epoch that crosses max_runtime_s, artifacts still written
     slow = stack.submit(job_body(model=SLOW_MODEL, batch_size=16, epochs=50, max_runtime_s=1))
     good = stack.submit(job_body(epochs=2, seed=2))
+    # an unreadable dataset: uploaded fine, then its stored file is damaged (half of it is lost)
+    unreadable = _submit_on_damaged_dataset(stack)
 
     stack.wait_status(bad, "failed", "succeeded", "cancelled", timeout=60)
     job = stack.get(bad)
@@ -204,12 +206,41 @@ def test_failing_jobs_fail_once_and_the_worker_keeps_serving(stack_factory):
 
     assert stack.wait_status(good, "succeeded", "failed", timeout=60)["status"] == "succeeded"
 
+    job = stack.wait_status(unreadable, "failed", "succeeded", "cancelled", timeout=60)
+    assert job["status"] == "failed" and job["error_code"] == "invalid_dataset", job
+    assert "cannot read dataset" in job["error_message"]
+
     time.sleep(3 * FAST_FAULTS["reconcile_seconds"])  # several reconciler passes: nothing is retried
-    for job_id in (bad, slow):
+    for job_id in (bad, slow, unreadable):
         job = stack.job_row(job_id)
         assert job["status"] == "failed" and job["attempts"] == 1
         assert len(stack.running_events(job_id)) == 1
-    assert worker.alive() and worker.count("claimed by") == 3
+    assert worker.alive() and worker.count("claimed by") == 4
+
+
+def _submit_on_damaged_dataset(stack) -> str:
+    import io
+
+    import numpy as np
+
+    from core.storage import make_storage
+
+    buf = io.BytesIO()
+    rng = np.random.default_rng(0)
+    np.savez(buf, x=rng.normal(size=(40, 4)).astype(np.float32), y=np.arange(40) % 2)
+    r = stack.client.post(
+        "/v1/datasets", files={"file": ("two.npz", buf.getvalue())}, headers=stack.headers
+    )
+    assert r.status_code == 201, r.text
+    dataset = r.json()["id"]
+    with stack.session() as s:
+        from core.db import Dataset
+
+        key = s.get(Dataset, dataset).storage_key
+    storage = make_storage(stack.settings.storage_url)
+    blob = storage.get_bytes(key)
+    storage.put_bytes(key, blob[: len(blob) // 2])
+    return stack.submit({"dataset": dataset, "training": {"epochs": 2}})
 
 
 def test_lost_lease_stops_the_run_without_touching_the_job(stack_factory):
