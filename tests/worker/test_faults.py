@@ -67,6 +67,34 @@ def test_sigkill_mid_training_resumes_from_checkpoint(stack_factory):
     assert w2.alive()
 
 
+def test_corrupt_latest_checkpoint_resumes_from_the_previous_one(stack_factory):
+    from core.storage import make_storage
+
+    stack = stack_factory("postgres", **FAST_FAULTS)
+    w1 = stack.start_worker("w1")
+    body = job_body(model=SLOW_MODEL, batch_size=16, epochs=6, seed=7)
+    job_id = stack.submit(body)
+    stack.wait_for(job_id, lambda j: len(stack.checkpoints(job_id)) >= 2, "two checkpoints", timeout=120)
+    w1.kill()
+    keys = stack.checkpoints(job_id)
+    assert len(keys) == 2, keys  # the newest two are kept
+    older, newest = sorted(keys)
+    storage = make_storage(stack.settings.storage_url)
+    blob = storage.get_bytes(newest)
+    storage.put_bytes(newest, blob[: len(blob) // 3])  # a torn write of the newest checkpoint
+
+    stack.start_worker("w2")
+    job = stack.wait_status(job_id, "succeeded", "failed", "cancelled", timeout=120)
+    assert job["status"] == "succeeded" and job["attempts"] == 2, (job, stack.logs())
+    epoch_of = lambda key: int(key.rsplit("-", 1)[1].split(".")[0])  # noqa: E731
+    assert _resumed_from(stack, job_id)[1] == epoch_of(older), (keys, _resumed_from(stack, job_id))
+    assert stack.epoch_rows(job_id) == [1, 2, 3, 4, 5, 6]
+
+    ref_id = stack.submit(body)
+    assert stack.wait_status(ref_id, "succeeded", "failed", timeout=120)["status"] == "succeeded"
+    _assert_metrics_equal(stack.get(job_id)["final_metrics"], stack.get(ref_id)["final_metrics"])
+
+
 def test_sigterm_checkpoints_releases_and_another_worker_resumes(stack_factory):
     # default lease (60 s) and reconciler (every 30 s, requeue after 120 s): the second worker gets the job
     # from the task the first one re-sent, not from the reconciler
