@@ -5,7 +5,7 @@ Setup (benchmarks/common.py `ServiceStack("postgres")`): a scratch PostgreSQL da
 dropped at the end), the Redis broker (a queue of its own, its keys deleted at the end), the API as
 `python -m uvicorn --factory api.main:create_app --workers N` on 127.0.0.1 (N = --api-workers, default 2:
 one per core of the 2-core machine this was written on), and one Celery worker (solo pool, one torch
-thread so that it takes one core) training a long job (digits, MLP 256-256, up to 1000 epochs: a
+thread so that it takes one core) training a long job (digits, MLP 1024-1024, up to 1000 epochs: a
 progress write to the database every epoch) for the whole measurement. The bare app is
 `benchmarks/api_load.py:create_bare_app`: the same two routes as plain sync FastAPI handlers (run in
 the thread pool like the real ones) answering a fixed ~1 KB JSON without touching anything, served by
@@ -62,7 +62,7 @@ SECTION = "API under load"
 GET_P99_TARGET_S = 0.050
 LONG_JOB = {
     "dataset": "builtin:digits",
-    "model": {"kind": "mlp", "hidden": [256, 256]},
+    "model": {"kind": "mlp", "hidden": [1024, 1024]},  # ~1 s per epoch on one thread: outlasts the run
     "training": {"epochs": 1000, "batch_size": 64, "seed": 1},
 }
 SHORT_JOB = {

@@ -13,6 +13,8 @@ from functools import lru_cache
 from typing import Any
 
 from celery import Celery
+from kombu.transport import TRANSPORT_ALIASES
+from kombu.transport.sqlalchemy import Transport as SqlaTransport
 
 from core.settings import Settings, get_settings
 
@@ -20,6 +22,18 @@ __all__ = ["TRAIN_TASK", "RECONCILE_TASK", "celery_config", "make_celery", "send
 
 TRAIN_TASK = "simtrain.train_job"
 RECONCILE_TASK = "simtrain.reconcile"
+
+
+class EmbeddedSqlaTransport(SqlaTransport):
+    """kombu's SQLAlchemy transport (the embedded default's broker), polling five times a second.
+
+    The stock transport polls its table once a second, so a job waited up to a second before a worker saw
+    it; its `polling_interval` cannot be set through transport options (they all go to `create_engine`)."""
+
+    polling_interval = 0.2
+
+
+TRANSPORT_ALIASES["sqla"] = f"{__name__}:EmbeddedSqlaTransport"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
