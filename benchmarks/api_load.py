@@ -336,7 +336,9 @@ def main(argv: list[str] | None = None) -> int:
                               f"client CPU {res['client_cpu'] * 100:.0f}%", flush=True)
         with httpx.Client(base_url=stack.base_url, headers=stack.headers, timeout=30) as c:
             job = c.get(f"/v1/jobs/{running}").json()
-            trained = f"the training job was {job['status']} at epoch {job['progress']['epoch']} at the end"
+            trained = f"the long job was {job['status']} at epoch {job['progress']['epoch']} at the end"
+            if job["status"] != "running":
+                trained += "; after it the worker trained the short jobs submitted by the POST phases"
             c.post(f"/v1/jobs/{running}/cancel")
     minutes = (time.perf_counter() - t_start) / 60
     print(trained)

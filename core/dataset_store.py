@@ -40,7 +40,7 @@ from core.data import (
 from core.data.uploads import SUPPORTED_EXTENSIONS
 from core.db.models import Dataset
 from core.db.types import new_id, now
-from core.errors import DatasetError, NotFound, PayloadTooLarge
+from core.errors import DatasetError, NotFound, PayloadTooLarge, RateLimited
 from core.settings import Settings
 from core.storage import Storage
 
@@ -48,13 +48,13 @@ __all__ = [
     "BUILTIN_PREFIX",
     "DatasetInfo",
     "StorageQuotaExceeded",
-    "store_upload",
-    "open_dataset",
-    "dataset_info",
     "builtin_info",
-    "get_dataset_row",
+    "dataset_info",
     "delete_dataset_objects",
+    "get_dataset_row",
+    "open_dataset",
     "storage_key_for",
+    "store_upload",
 ]
 
 BUILTIN_PREFIX = "builtin:"
@@ -62,7 +62,9 @@ CHUNK = 1 << 20
 MAX_CLASSES_DEFAULT = 1000
 
 
-class StorageQuotaExceeded(PayloadTooLarge):
+class StorageQuotaExceeded(RateLimited):
+    """The tenant's stored datasets would pass its quota: 429 with Retry-After (delete some, or wait)."""
+
     code = "storage_quota_exceeded"
 
 
@@ -177,6 +179,7 @@ def store_upload(
                 f"storing this dataset ({stored_bytes} bytes) would pass the tenant's quota of "
                 f"{settings.max_stored_bytes_per_tenant} bytes ({int(used)} used); delete datasets first",
                 details={"used": int(used), "quota": settings.max_stored_bytes_per_tenant},
+                retry_after=60,
             )
 
         dataset_id = new_id()

@@ -92,8 +92,8 @@ class RateLimited(SimtrainError):
     status = 429
     code = "rate_limited"
 
-    def __init__(self, message: str, *, retry_after: int = 5) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, retry_after: int = 5, details: Any = None) -> None:
+        super().__init__(message, details=details)
         self.retry_after = retry_after
 
 

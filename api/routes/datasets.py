@@ -68,6 +68,7 @@ def dataset_public(row: Dataset) -> DatasetPublic:
         200: {"model": DatasetPublic, "description": "the same bytes were uploaded before: that dataset"},
         413: {"description": "the file is larger than SIMTRAIN_MAX_UPLOAD_BYTES"},
         422: {"description": "the file cannot be used (the message names the field)"},
+        429: {"description": "the tenant's stored datasets would pass its quota; see Retry-After"},
     },
 )
 async def upload_dataset(

@@ -234,7 +234,8 @@ def test_stored_bytes_quota(make_service):
     first = upload(svc, "a.npz", _npz_bytes(seed=1))
     assert first.status_code == 201 and first.json()["stored_bytes"] <= 1500
     second = upload(svc, "b.npz", _npz_bytes(seed=2))
-    assert second.status_code == 413, second.text
+    assert second.status_code == 429, second.text
     assert second.json()["error"]["code"] == "storage_quota_exceeded"
+    assert int(second.headers["retry-after"]) > 0
     assert len(_stored_files(svc)) == 1 and _leftover_tmp(svc) == []
     assert upload(svc, "b.npz", _npz_bytes(seed=2), key=svc.key_b).status_code == 201
