@@ -1,0 +1,65 @@
+"""Every loss gives the same value and gradient on CUDA as on the CPU (runs only where CUDA is present).
+
+    python -m pytest tests/core/test_losses_cuda.py      # on a machine with an NVIDIA GPU
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from core.losses import build_loss
+from core.similarity import build_similarity
+
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
+
+CLASSES = [f"c{i}" for i in range(6)]
+HIERARCHY = {"c0": "a", "c1": "a", "c2": "b", "c3": "b", "c4": "r", "c5": "r", "a": "r", "b": "r"}
+SPECS = [
+    ({"kind": "cross_entropy", "label_smoothing": 0.1}, None),
+    ({"kind": "simloss"}, {"kind": "ordinal", "reduction_factor": 0.5}),
+    ({"kind": "soft_labels", "temperature": 0.5}, {"kind": "ordinal"}),
+    ({"kind": "soft_labels", "divergence": "kl"}, {"kind": "ordinal"}),
+    ({"kind": "expected_value"}, {"kind": "ordinal", "cyclic": True}),
+    ({"kind": "expected_cost"}, {"kind": "ordinal"}),
+    ({"kind": "pairwise"}, {"kind": "ordinal"}),
+    ({"kind": "partial_credit"}, {"kind": "ordinal"}),
+    ({"kind": "hierarchical_xe", "alpha": 0.5}, {"kind": "hierarchy", "parents": HIERARCHY}),
+    ({"kind": "emd"}, {"kind": "ordinal"}),
+    (
+        {
+            "kind": "combined",
+            "components": [
+                {"weight": 0.7, "loss": {"kind": "cross_entropy"}},
+                {"weight": 0.3, "loss": {"kind": "expected_value"}},
+            ],
+        },
+        {"kind": "ordinal"},
+    ),
+]
+
+
+@pytest.mark.parametrize("loss_spec, sim_spec", SPECS, ids=[s[0]["kind"] for s in SPECS])
+def test_cuda_matches_cpu(loss_spec, sim_spec):
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(64, len(CLASSES), generator=gen, dtype=torch.float32) * 3
+    logits[0, 0] = 1e4  # an extreme row: still finite on the GPU
+    targets = torch.randint(0, len(CLASSES), (64,), generator=gen)
+    similarity = build_similarity(sim_spec, CLASSES) if sim_spec else None
+    loss = build_loss(loss_spec, similarity, CLASSES, similarity_spec=sim_spec)
+
+    cpu_logits = logits.clone().requires_grad_(True)
+    cpu_value = loss(cpu_logits, targets)
+    cpu_value.backward()
+
+    gpu_loss = loss.to("cuda")
+    gpu_logits = logits.to("cuda").requires_grad_(True)
+    gpu_value = gpu_loss(gpu_logits, targets.to("cuda"))
+    gpu_value.backward()
+
+    assert torch.isfinite(gpu_value) and torch.isfinite(gpu_logits.grad).all()
+    torch.testing.assert_close(gpu_value.cpu(), cpu_value.detach(), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(gpu_logits.grad.cpu(), cpu_logits.grad, rtol=1e-4, atol=1e-5)
