@@ -80,7 +80,9 @@ def _preload(**_kw) -> None:
 
     import core.artifacts
     import core.dataset_store
-    import core.training.engine  # noqa: F401
+    import core.training.engine
+
+    core.artifacts.warm_plotting()  # matplotlib's import and font cache: ~1 s off the first job
 
 
 @worker_ready.connect
