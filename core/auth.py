@@ -9,13 +9,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from core.db.models import ApiKey, Tenant
 from core.db.types import now
 
-__all__ = ["hash_key", "create_api_key", "resolve_api_key", "revoke_api_key", "KEY_PREFIX"]
+__all__ = ["KEY_PREFIX", "create_api_key", "hash_key", "resolve_api_key", "revoke_api_key"]
 
 KEY_PREFIX = "st_"
 
@@ -36,10 +36,15 @@ def create_api_key(s: Session, tenant_name: str, key_name: str = "") -> str:
     return key
 
 
+# Looked up on every request: two columns of one prebuilt statement (no ORM entity, nothing built per
+# call); revocation applies at once (no cache).
+_KEY_LOOKUP = select(ApiKey.tenant_id, ApiKey.revoked_at).where(ApiKey.key_hash == bindparam("key_hash"))
+
+
 def resolve_api_key(s: Session, key: str) -> str | None:
     if not key.startswith(KEY_PREFIX) or len(key) > 200:
         return None
-    row = s.execute(select(ApiKey).where(ApiKey.key_hash == hash_key(key))).scalar_one_or_none()
+    row = s.execute(_KEY_LOOKUP, {"key_hash": hash_key(key)}).one_or_none()
     if row is None or row.revoked_at is not None:
         return None
     return row.tenant_id

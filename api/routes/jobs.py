@@ -7,11 +7,11 @@ import json
 import logging
 import time
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, case, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -69,17 +69,23 @@ def get_job_row(session: Session, tenant_id: str, job_id: str) -> Job:
     return job
 
 
-def _seconds_per_epoch(job: Job, epoch_times: list[datetime] | None) -> float | None:
-    if epoch_times and len(epoch_times) >= 2:
-        span = (epoch_times[-1] - epoch_times[0]).total_seconds()
-        return max(span / (len(epoch_times) - 1), 0.0)
+EpochTimes = tuple[datetime | None, datetime | None, int]
+"""The (first, last, count) of the times of a job's last ETA_EPOCHS epoch records."""
+ETA_EPOCHS = 20
+
+
+def _seconds_per_epoch(job: Job, epoch_times: EpochTimes | None) -> float | None:
+    first, last, count = epoch_times or (None, None, 0)
+    if count >= 2 and first is not None and last is not None:
+        span = (last - first).total_seconds()
+        return max(span / (count - 1), 0.0)
     if job.started_at and job.epoch > 0:
-        last = epoch_times[-1] if epoch_times else job.updated_at
-        return max((last - job.started_at).total_seconds() / job.epoch, 0.0)
+        end = last if count and last is not None else job.updated_at
+        return max((end - job.started_at).total_seconds() / job.epoch, 0.0)
     return None
 
 
-def job_public(job: Job, epoch_times: list[datetime] | None = None) -> JobPublic:
+def job_public(job: Job, epoch_times: EpochTimes | None = None) -> JobPublic:
     epochs = max(int(job.epochs or 0), 0)
     epoch = min(max(int(job.epoch or 0), 0), epochs) if epochs else int(job.epoch or 0)
     if job.status == JobStatus.succeeded.value:
@@ -121,18 +127,59 @@ def job_public(job: Job, epoch_times: list[datetime] | None = None) -> JobPublic
     )
 
 
-def _epoch_times(session: Session, job: Job) -> list[datetime]:
-    rows = (
-        session.execute(
-            select(JobEpoch.created_at)
-            .where(JobEpoch.job_id == job.id)
-            .order_by(JobEpoch.epoch.desc())
-            .limit(20)
-        )
-        .scalars()
-        .all()
+def _recent_epoch_times(agg):
+    """A scalar subquery: `agg` over the times of the job's last ETA_EPOCHS epoch records, evaluated only
+    for a running job (the ETA needs them; CASE skips the subquery for every other status)."""
+    recent = (
+        select(JobEpoch.created_at.label("t"))
+        .where(JobEpoch.job_id == Job.id)
+        .order_by(JobEpoch.epoch.desc())
+        .limit(ETA_EPOCHS)
+        .correlate(Job)
+        .subquery()
     )
-    return sorted(rows)
+    inner = select(agg(recent.c.t)).scalar_subquery()
+    return case((Job.status == JobStatus.running.value, inner), else_=None)
+
+
+# What `job_public` reads, as plain columns: a Row has them as attributes like a Job does, without the
+# cost of loading an ORM entity (identity map, state snapshot) for a read-only answer.
+_PUBLIC_COLUMNS = [
+    Job.__table__.c[name]
+    for name in (
+        "id", "status", "dataset_ref", "spec", "epoch", "epochs", "latest_metrics", "final_metrics",
+        "error_code", "error_message", "attempts", "max_attempts", "device", "train_seconds",
+        "cancel_requested", "idempotency_key", "created_at", "updated_at", "dispatched_at", "started_at",
+        "finished_at",
+    )
+]  # fmt: skip
+# Built once (with bind parameters): building it and its cache key per request cost more than running it.
+_JOB_WITH_EPOCH_TIMES = select(
+    *_PUBLIC_COLUMNS,
+    _recent_epoch_times(func.min).label("eta_first"),
+    _recent_epoch_times(func.max).label("eta_last"),
+    _recent_epoch_times(func.count).label("eta_count"),
+).where(Job.id == bindparam("job_id"), Job.tenant_id == bindparam("tenant_id"))
+
+
+def get_job_with_epoch_times(session: Session, tenant_id: str, job_id: str) -> tuple[Any, EpochTimes | None]:
+    """The tenant's job (or NotFound) as a row with `job_public`'s columns and, while it runs, its recent
+    epoch times: one query."""
+    row = session.execute(
+        _JOB_WITH_EPOCH_TIMES, {"job_id": job_id[:64], "tenant_id": tenant_id}
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"job {job_id[:64]!r} not found")
+    if row.status != JobStatus.running.value:
+        return row, None
+    return row, (row.eta_first, row.eta_last, int(row.eta_count or 0))
+
+
+def _json(model: JobPublic) -> Response:
+    """The model as the JSON FastAPI would send for it (`response_model` still documents the route):
+    the model was validated when it was built, so this skips FastAPI's second validation of it and the
+    thread-pool hop that validation takes for a sync route."""
+    return Response(content=model.model_dump_json(), media_type="application/json")
 
 
 def _replay(existing: Job, body_hash: str) -> Job:
@@ -238,10 +285,10 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobPublic)
-def get_job(job_id: str, session: SessionDep, tenant: CurrentTenant) -> JobPublic:
-    job = get_job_row(session, tenant, job_id)
-    times = _epoch_times(session, job) if job.status == JobStatus.running.value else None
-    return job_public(job, times)
+def get_job(job_id: str, session: SessionDep, tenant: CurrentTenant) -> Response:
+    job, times = get_job_with_epoch_times(session, tenant, job_id)
+    session.close()  # done with the database: release the connection here, not in another thread hop
+    return _json(job_public(job, times))
 
 
 @router.post(
@@ -315,7 +362,14 @@ async def stream_events(
     """The job's events as Server-Sent Events (`id:` lines; send `Last-Event-ID` to resume).
 
     Ends after the terminal state event, or after `max_seconds` (an `event: timeout` line)."""
-    job = await run_in_threadpool(get_job_row, session, tenant, job_id)
+
+    def the_job() -> Job:
+        try:
+            return get_job_row(session, tenant, job_id)
+        finally:
+            session.close()  # end the transaction (auth + job row): hold no connection while streaming
+
+    job = await run_in_threadpool(the_job)
     start = after
     if last_event_id and last_event_id.strip().isdigit():
         start = max(start, min(int(last_event_id.strip()), MAX_EVENT_ID))
