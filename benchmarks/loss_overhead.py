@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import platform
 import re
 import statistics
 import sys
@@ -31,6 +29,8 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from common import machine
 
 from core.losses import LOSS_KINDS, build_loss
 
@@ -90,25 +90,6 @@ def bench(c: int, n: int, repeats: int, device: torch.device, kinds: list[str]) 
     out = {name: statistics.median(a / b for a, b in zip(ts, base)) for name, ts in times.items()}
     out["F.cross_entropy"] = statistics.median(base)
     return out
-
-
-def machine(device: torch.device) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = (
-        f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} CPUs "
-        f"({torch.get_num_threads()} torch thread(s)), Python {platform.python_version()}, "
-        f"torch {torch.__version__}"
-    )
-    if device.type == "cuda":
-        text += f", GPU {torch.cuda.get_device_name(device)}"
-    return text
 
 
 def table(results: dict[int, dict[str, float]], kinds: list[str]) -> str:
@@ -171,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             ["python benchmarks/loss_overhead.py", *(argv if argv is not None else sys.argv[1:])]
         )
         body = (
-            f"`{command}` on {dt.date.today().isoformat()} ({device.type}); {machine(device)}.\n\n"
+            f"`{command}` on {dt.date.today().isoformat()} ({device.type}); {machine(str(device))}.\n\n"
             f"Forward + backward of each loss on N = {args.n} rows against `torch.nn.functional.cross_entropy` "
             f"timed in the same round; {args.repeats} interleaved rounds after 3 warm-up rounds. Each cell is "
             f"the median over rounds of (loss time / cross-entropy time); the first row is cross-entropy's "

@@ -8,30 +8,19 @@ The two conftest files are loaded under private module names (they are not impor
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
-from types import ModuleType
 
 TESTS = Path(__file__).resolve().parents[1]
 REPO = TESTS.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+for path in (REPO, TESTS):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
+from fixture_loader import load_module
 
-def _load(name: str, path: Path) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None, path
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_worker_fixtures = _load("_simtrain_compare_worker_fixtures", TESTS / "worker" / "conftest.py")
-_api_fixtures = _load("_simtrain_compare_api_fixtures", TESTS / "api" / "conftest.py")
+_worker_fixtures = load_module("_simtrain_compare_worker_fixtures", TESTS / "worker" / "conftest.py")
+_api_fixtures = load_module("_simtrain_compare_api_fixtures", TESTS / "api" / "conftest.py")
 
 stack_factory = _worker_fixtures.stack_factory
 pytest_runtest_makereport = _worker_fixtures.pytest_runtest_makereport  # logs of failed worker tests

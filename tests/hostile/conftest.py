@@ -13,36 +13,23 @@ Added here, all on loopback and stopped in teardown:
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 TESTS = Path(__file__).resolve().parents[1]
 REPO = TESTS.parent
-for path in (REPO, Path(__file__).resolve().parent):
+for path in (REPO, TESTS, Path(__file__).resolve().parent):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
+from fixture_loader import load_module
 from hostile_testlib import PG_BIN, ApiServer, PrivatePostgres, clean_env
 
-
-def _load(name: str, path: Path) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None, path
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_api_fixtures = _load("_simtrain_hostile_api_fixtures", TESTS / "api" / "conftest.py")
+_api_fixtures = load_module("_simtrain_hostile_api_fixtures", TESTS / "api" / "conftest.py")
 make_service = _api_fixtures.make_service
 embedded = _api_fixtures.embedded
 service = _api_fixtures.service
