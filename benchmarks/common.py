@@ -22,7 +22,9 @@ import platform
 import re
 import socket
 import statistics
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -36,6 +38,7 @@ if str(ROOT) not in sys.path:
 __all__ = [
     "DOC",
     "ROOT",
+    "GpuUtilization",
     "ServiceStack",
     "command_line",
     "free_port",
@@ -79,6 +82,81 @@ def interleaved(
                 if on_result is not None:
                     on_result(name, r - warmup, {"wall": wall, "cpu": cpu}, value)
     return times
+
+
+class GpuUtilization:
+    """Samples a GPU's utilisation while a block runs: the mean of NVML's "% of time a kernel was running".
+
+        with GpuUtilization(0) as util:
+            run()
+        util.mean_percent, util.peak_memory_mib, len(util.samples)   # nan / 0 where nothing could be read
+
+    NVML comes from nvidia-ml-py (`pynvml`) when it is installed, else `nvidia-smi` is asked each interval.
+    NVML's counter covers its own sampling period (1/6 s to 1 s depending on the GPU), so blocks shorter
+    than about a second read coarsely.
+    """
+
+    def __init__(self, index: int = 0, interval_s: float = 0.1) -> None:
+        self.index, self.interval_s = index, interval_s
+        self.samples: list[float] = []
+        self.memory_mib: list[float] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._read = self._reader()
+
+    def _reader(self) -> Callable[[], tuple[float, float]] | None:
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            handle = pynvml.nvmlDeviceGetHandleByIndex(self.index)
+
+            def read_nvml() -> tuple[float, float]:
+                used = pynvml.nvmlDeviceGetMemoryInfo(handle).used / 2**20
+                return float(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu), used
+
+            return read_nvml
+        except Exception:  # noqa: BLE001 - no NVML: try nvidia-smi
+            pass
+
+        def read_smi() -> tuple[float, float]:
+            out = subprocess.run(
+                ["nvidia-smi", f"--id={self.index}", "--query-gpu=utilization.gpu,memory.used",
+                 "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=5, check=True,
+            ).stdout
+            util, used = (float(v) for v in out.strip().split(","))
+            return util, used
+
+        try:
+            read_smi()
+            return read_smi
+        except Exception:  # noqa: BLE001 - no GPU readings at all
+            return None
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            util, used = self._read()
+            self.samples.append(util)
+            self.memory_mib.append(used)
+
+    def __enter__(self) -> GpuUtilization:
+        if self._read is not None:
+            self._thread = threading.Thread(target=self._loop, name="gpu-utilization", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    @property
+    def mean_percent(self) -> float:
+        return statistics.fmean(self.samples) if self.samples else math.nan
+
+    @property
+    def peak_memory_mib(self) -> float:
+        return max(self.memory_mib) if self.memory_mib else math.nan
 
 
 def median(values: Iterable[float]) -> float:

@@ -4,8 +4,8 @@ For N = 4096 rows and C in {10, 100, 1000} classes it times loss(logits, targets
 kind (built by core.losses.build_loss with a dense ordinal similarity, a two-level hierarchy for
 hierarchical_xe) and for F.cross_entropy in the same run, interleaved round-robin, and reports the
 median time of each as a ratio to cross-entropy's median. It prints a markdown table and writes the
-"Loss overhead" section of docs/benchmarks.md (date, machine, torch version, ratios), replacing the
-previous one and leaving the rest of the file alone.
+"Loss overhead" section of docs/benchmarks.md ("Loss overhead (cuda)" for a GPU run: date, machine, torch
+version, ratios), replacing the previous one and leaving the rest of the file alone.
 
     python benchmarks/loss_overhead.py                      # CPU, writes docs/benchmarks.md
     python benchmarks/loss_overhead.py --device cuda        # on a GPU
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import re
 import statistics
 import sys
 import time
@@ -30,7 +29,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import machine
+from common import command_line, machine, write_section
 
 from core.losses import LOSS_KINDS, build_loss
 
@@ -111,17 +110,6 @@ def table(results: dict[int, dict[str, float]], kinds: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, body: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = f"## {SECTION}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^## {re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    path.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -148,9 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     print(tbl)
     print("\ntargets (<= 1.5x): " + ("all met" if not missed else "missed: " + ", ".join(missed)))
     if not args.no_write:
-        command = " ".join(
-            ["python benchmarks/loss_overhead.py", *(argv if argv is not None else sys.argv[1:])]
-        )
+        command = command_line("loss_overhead.py", argv)
+        section = SECTION + ("" if device.type == "cpu" else f" ({device.type})")
         body = (
             f"`{command}` on {dt.date.today().isoformat()} ({device.type}); {machine(str(device))}.\n\n"
             f"Forward + backward of each loss on N = {args.n} rows against `torch.nn.functional.cross_entropy` "
@@ -159,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             f"median time. Target: simloss, soft_labels and expected_cost <= 1.5x (✗ marks a miss).\n\n"
             f"{tbl}\n" + (f"\n{args.note.strip()}\n" if args.note.strip() else "")
         )
-        write_section(args.doc, body)
-        print(f"wrote the '{SECTION}' section of {args.doc}")
+        write_section(section, body, args.doc)
+        print(f"wrote the '{section}' section of {args.doc}")
     return 0
 
 

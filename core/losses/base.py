@@ -1,8 +1,8 @@
 """Shared pieces of the losses: the base module (input checks, batch mean) and construction checks.
 
 Every loss in `core.losses` subclasses `ClassificationLoss` and implements `per_sample(logits, targets)`
-returning one value per row; `forward` checks shapes and returns the batch mean (0 with a gradient
-path for an empty batch). Hyperparameters are checked with `check_range`, similarity matrices with
+returning one value per row; `forward` checks shapes and returns the batch mean (`batch_mean`, which a
+loss may override with a fused version; 0 with a gradient path for an empty batch). Hyperparameters are checked with `check_range`, similarity matrices with
 `check_similarity`, both raising `core.errors.SpecError(field, reason)`.
 
     class MyLoss(ClassificationLoss):
@@ -89,7 +89,11 @@ class ClassificationLoss(nn.Module):
             raise ValueError(f"targets must be integer class indices, got {targets.dtype}")
         if logits.shape[0] == 0:
             return logits.sum() * 0.0
-        return self.per_sample(logits, targets.long()).mean()
+        return self.batch_mean(logits, targets.long())
+
+    def batch_mean(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The mean of per_sample; a loss may override it with a fused version (fewer ops per step)."""
+        return self.per_sample(logits, targets).mean()
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}"

@@ -25,25 +25,31 @@ __all__ = ["ExpectedCostLoss", "expected_cost"]
 
 class _ExpectedCost(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, logits: torch.Tensor, cost: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward(
+        ctx: Any, logits: torch.Tensor, cost: torch.Tensor, targets: torch.Tensor, mean: bool
+    ) -> torch.Tensor:
         p = torch.softmax(logits, dim=1)
         weighted = cost.index_select(0, targets).mul_(p)  # cost[y, j] p_j (a fresh gathered copy)
         loss = weighted.sum(dim=1)
         ctx.save_for_backward(p, weighted, loss)
-        return loss
+        ctx.mean = mean
+        return loss.mean() if mean else loss
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         p, weighted, loss = ctx.saved_tensors
-        out = weighted * grad[:, None]
-        out.addcmul_(p, (-grad * loss)[:, None])
-        return out, None, None
+        g = grad / p.shape[0] if ctx.mean else grad  # 0-d or (N,)
+        out = weighted * (g if ctx.mean else g[:, None])
+        out.addcmul_(p, (-g * loss)[:, None])
+        return out, None, None, None
 
 
-def expected_cost(logits: torch.Tensor, targets: torch.Tensor, cost: torch.Tensor) -> torch.Tensor:
-    """Per-sample sum_j cost[y, j] softmax(logits)_j, (N,)."""
-    return _ExpectedCost.apply(logits, cost.to(logits.dtype), targets)
+def expected_cost(
+    logits: torch.Tensor, targets: torch.Tensor, cost: torch.Tensor, *, mean: bool = False
+) -> torch.Tensor:
+    """sum_j cost[y, j] softmax(logits)_j: per sample (N,), or the batch mean with `mean=True`."""
+    return _ExpectedCost.apply(logits, cost.to(logits.dtype), targets, mean)
 
 
 class ExpectedCostLoss(ClassificationLoss):
@@ -58,3 +64,6 @@ class ExpectedCostLoss(ClassificationLoss):
 
     def per_sample(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return expected_cost(logits, targets, self.cost)
+
+    def batch_mean(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return expected_cost(logits, targets, self.cost, mean=True)

@@ -1,15 +1,17 @@
 """Soft labels from the similarity matrix: cross-entropy (or KL) against q = S[y] / sum(S[y]).
 
-    loss = -sum_c q_c log p_c = logsumexp(z) - sum_c q_c z_c          (divergence="cross_entropy")
+    loss = -sum_c q_c log p_c,   log p = log_softmax(z)               (divergence="cross_entropy")
     loss = sum_c q_c (log q_c - log p_c)                                (divergence="kl": minus H(q))
     q = S[y] ** (1 / T) / sum_c S[y, c] ** (1 / T),   d loss / d z = p - q
 
 so "horse" with S[horse] = [1, 0.25, 0, 0] becomes [0.8, 0.2, 0, 0]; a temperature T < 1 sharpens
 toward the one-hot label, T > 1 flattens. The target rows and their entropies are precomputed once as
-buffers; logsumexp(z) is read off the softmax as z_y - log p_y (recomputed directly in the rare rows
-where p_y is below the square root of the dtype's smallest normal number, so always exact), and a
-custom autograd function keeps the cost near plain cross-entropy. With S = I it is
-plain cross-entropy. Source: the "soft labels" of Bertinetto et al., "Making Better Mistakes",
+buffers. Two algorithms, each a custom autograd function returning p - q as the gradient with the batch
+mean folded in: "direct" (the default on CPU) reads logsumexp(z) off one softmax as z_y - log p_y
+(recomputed directly in the rare rows where p_y is below the square root of the dtype's smallest
+normal number, which needs one check of the batch on the host); "log_space" (the default on CUDA) takes
+log p from one fused log-softmax, exact for logits of +-1e4, with no host synchronisation. With S = I it
+is plain cross-entropy. Source: the "soft labels" of Bertinetto et al., "Making Better Mistakes",
 CVPR 2020 (there from a hierarchy; here from any S), a similarity-aware label smoothing (Szegedy et
 al. 2016).
 
@@ -29,9 +31,14 @@ from core.losses.base import ClassificationLoss, check_range, check_similarity
 __all__ = ["SoftLabelLoss", "soft_target_cross_entropy"]
 
 
-class _SoftTargetCE(torch.autograd.Function):
+ALGORITHMS = ("auto", "direct", "log_space")
+
+
+class _Direct(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, logits: torch.Tensor, table: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward(
+        ctx: Any, logits: torch.Tensor, table: torch.Tensor, targets: torch.Tensor, mean: bool
+    ) -> torch.Tensor:
         p = torch.softmax(logits, dim=1)
         # logsumexp(z) = z_y - log p_y, exact unless p_y is tiny; those rows are recomputed directly
         t = targets[:, None]
@@ -43,20 +50,52 @@ class _SoftTargetCE(torch.autograd.Function):
             lse[rows] = torch.logsumexp(logits.index_select(0, rows), dim=1)
         q = table.index_select(0, targets)
         ctx.save_for_backward(p.sub_(q))  # p - q, the gradient per unit of output
-        return lse - q.mul_(logits).sum(dim=1)
+        ctx.mean = mean
+        loss = lse - q.mul_(logits).sum(dim=1)
+        return loss.mean() if mean else loss
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         (diff,) = ctx.saved_tensors
-        return diff * grad[:, None], None, None
+        return diff * (grad / diff.shape[0] if ctx.mean else grad[:, None]), None, None, None
+
+
+class _LogSpace(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: Any, logits: torch.Tensor, table: torch.Tensor, targets: torch.Tensor, mean: bool
+    ) -> torch.Tensor:
+        log_p = torch.log_softmax(logits, dim=1)
+        q = table.index_select(0, targets)
+        loss = torch.mul(q, log_p).sum(dim=1).neg_()  # log p is finite for finite logits
+        ctx.save_for_backward(log_p, q)
+        ctx.mean = mean
+        return loss.mean() if mean else loss
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        log_p, q = ctx.saved_tensors
+        scale = grad / log_p.shape[0] if ctx.mean else grad[:, None]
+        return log_p.exp().sub_(q).mul_(scale), None, None, None
 
 
 def soft_target_cross_entropy(
-    logits: torch.Tensor, targets: torch.Tensor, table: torch.Tensor
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    table: torch.Tensor,
+    *,
+    mean: bool = False,
+    algorithm: str = "auto",
 ) -> torch.Tensor:
-    """Per-sample -sum_c table[y, c] log softmax(logits)_c (rows of `table` must sum to 1)."""
-    return _SoftTargetCE.apply(logits, table.to(logits.dtype), targets)
+    """-sum_c table[y, c] log softmax(logits)_c (rows of `table` must sum to 1): per sample (N,), or the
+    batch mean with `mean=True`. `algorithm`: "auto" (direct on CPU, log_space elsewhere), "direct",
+    "log_space"."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+    log_space = algorithm == "log_space" or (algorithm == "auto" and logits.device.type != "cpu")
+    return (_LogSpace if log_space else _Direct).apply(logits, table.to(logits.dtype), targets, mean)
 
 
 class SoftLabelLoss(ClassificationLoss):
@@ -66,7 +105,11 @@ class SoftLabelLoss(ClassificationLoss):
     target_entropy: torch.Tensor
 
     def __init__(
-        self, similarity: torch.Tensor, temperature: float = 1.0, divergence: str = "cross_entropy"
+        self,
+        similarity: torch.Tensor,
+        temperature: float = 1.0,
+        divergence: str = "cross_entropy",
+        algorithm: str = "auto",
     ) -> None:
         s = check_similarity(similarity).to(torch.float64)
         super().__init__(s.shape[0])
@@ -74,6 +117,9 @@ class SoftLabelLoss(ClassificationLoss):
         if divergence not in ("cross_entropy", "kl"):
             raise SpecError("loss.divergence", f"must be 'cross_entropy' or 'kl', got {divergence!r}")
         self.divergence = divergence
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+        self.algorithm = algorithm
         q = s.pow(1.0 / self.temperature)
         q = q / q.sum(dim=1, keepdim=True)
         entropy = -torch.where(q > 0, q * torch.log(q), torch.zeros_like(q)).sum(dim=1)
@@ -81,12 +127,20 @@ class SoftLabelLoss(ClassificationLoss):
         self.register_buffer("target_entropy", entropy.to(torch.float32))
 
     def per_sample(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        ce = soft_target_cross_entropy(logits, targets, self.target_probs)
+        ce = soft_target_cross_entropy(logits, targets, self.target_probs, algorithm=self.algorithm)
         if self.divergence == "kl":
             ce = ce - self.target_entropy.index_select(0, targets).to(logits.dtype)
         return ce
 
+    def batch_mean(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.divergence == "kl":
+            return self.per_sample(logits, targets).mean()
+        return soft_target_cross_entropy(
+            logits, targets, self.target_probs, mean=True, algorithm=self.algorithm
+        )
+
     def extra_repr(self) -> str:
         return (
-            f"num_classes={self.num_classes}, temperature={self.temperature}, divergence={self.divergence!r}"
+            f"num_classes={self.num_classes}, temperature={self.temperature}, divergence={self.divergence!r}, "
+            f"algorithm={self.algorithm!r}"
         )

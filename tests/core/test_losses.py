@@ -583,3 +583,97 @@ def test_soft_labels_exact_where_p_y_underflows():
     assert value.item() == pytest.approx(math.log(4.0) + 1e4 * 2 / 3, rel=1e-6)
     value.backward()
     assert torch.allclose(z.grad, torch.tensor([[-2 / 3, 0.25 - 1 / 3, 0.25, 0.25, 0.25]]), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_fused_batch_mean_equals_the_mean_of_per_sample(name):
+    """forward() uses batch_mean, which some losses fuse into their autograd function: same value and
+    gradient as the plain mean of per_sample."""
+    loss = make(name)
+    z, y = data(4, n=9)
+    z1, z2 = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    fused, plain = loss.batch_mean(z1, y), loss.per_sample(z2, y).mean()
+    fused.backward()
+    plain.backward()
+    assert fused.item() == pytest.approx(plain.item(), rel=1e-12)
+    torch.testing.assert_close(z1.grad, z2.grad, rtol=1e-10, atol=1e-12)
+
+
+# --- the log-space algorithms (the default on CUDA), checked here on the CPU ----------------------------
+
+LOG_SPACE = {  # case name -> the loss built with algorithm="log_space"
+    "simloss": lambda: SimLoss(S(GROUPS), algorithm="log_space"),
+    "simloss_ordinal": lambda: SimLoss(S(ORDINAL), algorithm="log_space"),
+    "soft_labels": lambda: SoftLabelLoss(S(GROUPS), algorithm="log_space"),
+    "soft_labels_kl_t": lambda: SoftLabelLoss(S(ORDINAL), 0.5, "kl", algorithm="log_space"),
+}
+
+
+class _HostReads(TorchDispatchMode):
+    """Counts the ops that copy a tensor's value to the host (a synchronisation on a GPU)."""
+
+    READS = ("aten::_local_scalar_dense", "aten::is_nonzero", "aten::item", "aten::nonzero")
+
+    def __init__(self):
+        super().__init__()
+        self.reads = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func._schema.name in self.READS:
+            self.reads.append(func._schema.name)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("name", list(LOG_SPACE))
+def test_log_space_algorithm_matches_the_reference(name):
+    loss = LOG_SPACE[name]()
+    for seed in (0, 1, 2):
+        z, y = data(seed)
+        assert loss(z, y).item() == pytest.approx(CASES[name][2](z, y), rel=1e-5, abs=1e-7)
+        assert loss.per_sample(z, y).mean().item() == pytest.approx(loss(z, y).item(), rel=1e-12)
+    z, y = data(3)
+    z.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x: loss(x, y), (z,), eps=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", list(LOG_SPACE))
+def test_log_space_algorithm_agrees_with_direct_and_never_reads_the_host(name):
+    fast, direct = LOG_SPACE[name](), LOG_SPACE[name]()
+    direct.algorithm = "direct"  # the CPU default
+    g = torch.Generator().manual_seed(5)
+    z = (torch.randn(64, C, generator=g) * 4).requires_grad_(True)
+    z2 = z.detach().clone().requires_grad_(True)
+    y = torch.randint(0, C, (64,), generator=g)
+    with _HostReads() as mode:
+        got = fast(z, y)
+        got.backward()
+    assert mode.reads == []
+    want = direct(z2, y)
+    want.backward()
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(z.grad, z2.grad, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", list(LOG_SPACE))
+def test_log_space_algorithm_is_finite_and_exact_at_extremes(name):
+    loss = LOG_SPACE[name]()
+    for dtype in (torch.float32, torch.float64):
+        z = torch.tensor(
+            [[-1e4, 1e4, 0, 0, 0], [1e4, -1e4, 1e4, -1e4, 0], [-1e4] * 5, [0, 0, 1e4, 0, -1e4]],
+            dtype=dtype,
+            requires_grad=True,
+        )
+        value = loss(z, torch.tensor([0, 3, 2, 1]))
+        value.backward()
+        assert torch.isfinite(value) and torch.isfinite(z.grad).all(), (name, dtype)
+    if name == "simloss":  # p_0 ~ e^-1e4 underflows: loss = log Z - log(0.5), no cancellation
+        z = torch.tensor([[-1e4, 0.0, 0.0, 0.0, 0.0]])
+        assert loss(z, torch.tensor([0])).item() == pytest.approx(math.log(4.0) - math.log(0.5), rel=1e-6)
+
+
+def test_log_space_simloss_is_cross_entropy_at_identity():
+    z, y = data(6)
+    loss = SimLoss(torch.eye(C), algorithm="log_space")
+    assert torch.allclose(loss(z, y), F.cross_entropy(z, y), rtol=1e-12)
+    with pytest.raises(ValueError, match="algorithm"):
+        SimLoss(torch.eye(C), algorithm="fast")

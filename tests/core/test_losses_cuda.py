@@ -1,4 +1,5 @@
-"""Every loss gives the same value and gradient on CUDA as on the CPU (runs only where CUDA is present).
+"""Every loss gives the same value and gradient on CUDA as on the CPU, and never makes the host wait for
+the GPU (runs only where CUDA is present).
 
     python -m pytest tests/core/test_losses_cuda.py      # on a machine with an NVIDIA GPU
 """
@@ -63,3 +64,19 @@ def test_cuda_matches_cpu(loss_spec, sim_spec):
     assert torch.isfinite(gpu_value) and torch.isfinite(gpu_logits.grad).all()
     torch.testing.assert_close(gpu_value.cpu(), cpu_value.detach(), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(gpu_logits.grad.cpu(), cpu_logits.grad, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("loss_spec, sim_spec", SPECS, ids=[s[0]["kind"] for s in SPECS])
+def test_no_host_synchronisation(loss_spec, sim_spec):
+    """A training step must not wait for the GPU: forward and backward queue work and return."""
+    similarity = build_similarity(sim_spec, CLASSES) if sim_spec else None
+    loss = build_loss(loss_spec, similarity, CLASSES, similarity_spec=sim_spec).to("cuda")
+    logits = torch.randn(64, len(CLASSES), device="cuda", requires_grad=True)
+    targets = torch.randint(0, len(CLASSES), (64,), device="cuda")
+    loss(logits, targets).backward()  # warm-up: lazy initialisation may synchronise once
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        loss(logits, targets).backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
