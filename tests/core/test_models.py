@@ -107,3 +107,36 @@ def test_parameter_limit():
     with pytest.raises(SpecError) as info:
         build_model({"kind": "mlp", "hidden": [4096, 4096, 4096, 4096]}, (100_000,), 10)
     assert info.value.field == "model" and f"{MAX_PARAMETERS:,}" in info.value.message
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 28, 28), (2, 3, 7, 7), (1, 1, 2, 3), (5, 2, 9, 4), (2, 8, 14, 15)])
+def test_fast_cpu_max_pool_is_max_pool2d_bit_for_bit(shape):
+    from core.models.nets import MaxPool2
+
+    gen = torch.Generator().manual_seed(sum(shape))
+    x = torch.randn(shape, generator=gen)
+    x[0, 0, 0, :2] = float("nan")  # NaN propagates as in max_pool2d
+    x[-1, -1, :2, :2] = 0.25  # a tied window
+    pool = MaxPool2()
+    with torch.no_grad():
+        fast = pool(x)
+    want = torch.nn.functional.max_pool2d(x, 2)
+    assert fast.shape == want.shape and fast.is_contiguous()
+    assert torch.equal(torch.nan_to_num(fast, nan=7.0), torch.nan_to_num(want, nan=7.0))
+    # with autograd on it is max_pool2d itself: the gradient of a tied window goes to one element
+    xg = x.nan_to_num(0.0).requires_grad_(True)
+    pool(xg).sum().backward()
+    xr = x.nan_to_num(0.0).requires_grad_(True)
+    torch.nn.functional.max_pool2d(xr, 2).sum().backward()
+    assert torch.equal(xg.grad, xr.grad)
+
+
+def test_cnn_predictions_are_the_same_with_the_fast_pool():
+    """The CNN's no-grad forward (validation, prediction) equals its forward through max_pool2d."""
+    x = torch.randn(16, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    net = build_model({"kind": "cnn"}, (1, 28, 28), 10, mean=np.zeros((1, 1, 1)), std=np.ones((1, 1, 1))).eval()
+    with torch.no_grad():
+        fast = net(x)
+    with torch.enable_grad():
+        slow = net(x)  # autograd on: the max_pool2d path
+    assert torch.equal(fast, slow.detach())
