@@ -12,13 +12,21 @@ loss may override with a fused version; 0 with a gradient path for an empty batc
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
 from core.errors import SpecError
 
-__all__ = ["ClassificationLoss", "check_num_classes", "check_range", "check_similarity"]
+__all__ = [
+    "ClassificationLoss",
+    "check_num_classes",
+    "check_range",
+    "check_similarity",
+    "reduce_output",
+    "upstream_gradient",
+]
 
 
 def check_range(
@@ -97,3 +105,19 @@ class ClassificationLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}"
+
+
+def reduce_output(ctx: Any, loss: torch.Tensor, mean: bool) -> torch.Tensor:
+    """The end of a fused loss function's forward: the batch mean of `loss` (N,) when `mean` (what
+    `ClassificationLoss.batch_mean` asks for), else `loss` itself; `ctx` remembers which for backward."""
+    ctx.mean = mean
+    return loss.mean() if mean else loss
+
+
+def upstream_gradient(ctx: Any, grad: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(g, column): the upstream gradient of each sample's loss, g = grad / n (0-d) after a batch mean or
+    grad (N,) per sample, and the same shaped to multiply (N, C) rows: g itself or g[:, None]."""
+    if ctx.mean:
+        g = grad / n
+        return g, g
+    return grad, grad[:, None]

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch.autograd.function import once_differentiable
 
-from core.losses.base import ClassificationLoss, check_similarity
+from core.losses.base import ClassificationLoss, check_similarity, reduce_output, upstream_gradient
 
 __all__ = ["ExpectedCostLoss", "expected_cost"]
 
@@ -32,15 +32,14 @@ class _ExpectedCost(torch.autograd.Function):
         weighted = cost.index_select(0, targets).mul_(p)  # cost[y, j] p_j (a fresh gathered copy)
         loss = weighted.sum(dim=1)
         ctx.save_for_backward(p, weighted, loss)
-        ctx.mean = mean
-        return loss.mean() if mean else loss
+        return reduce_output(ctx, loss, mean)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         p, weighted, loss = ctx.saved_tensors
-        g = grad / p.shape[0] if ctx.mean else grad  # 0-d or (N,)
-        out = weighted * (g if ctx.mean else g[:, None])
+        g, column = upstream_gradient(ctx, grad, p.shape[0])
+        out = weighted * column
         out.addcmul_(p, (-g * loss)[:, None])
         return out, None, None, None
 

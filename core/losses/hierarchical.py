@@ -12,9 +12,21 @@ balanced tree). A small alpha weights all levels alike; a large one approaches p
 (which HXE is exactly for a flat tree). Several roots are joined under one virtual root; tree nodes
 with no class below them are ignored.
 
-Computed in log space: log p(node) = logsumexp of the logits of its leaves - logsumexp of all logits,
-built level by level from the leaves up (O(N * nodes) memory), and the sum telescopes into
--sum_nodes W[y, node] * log p(node) with a precomputed (C, nodes) weight buffer `weights`.
+The sum telescopes into -sum_{nodes n on y's path} W[y, n] log p(n) with precomputed weights, and is
+computed by a custom autograd function in log space: lse(n) = logsumexp of the logits of the leaves
+below n, built level by level from the leaves up (a level: the nodes at one depth and their children),
+so log p(n) = lse(n) - lse(root) is exact and finite for logits of +-1e4. A level computes, per parent
+g, m_g = max of its children's lse, e = exp(lse(child) - m_g) (one exp per child), T_g = sum of e and
+lse(g) = m_g + log T_g, with max and sum as plain tensor reductions: where the parents' child counts
+differ by at most one, over a "slot-major" view of the children (the first child of every parent,
+then the second, ...: a free view when the classes are listed round-robin by parent, else one gather),
+else over a padded (parents x most children) gather, or, where padding would more than double a level,
+with scatter. The gradient reuses e and T, top-down (one multiply per child, no exp):
+
+    D(root) = sum_n W[y, n],   D(child) = e(child) / T(parent) * D(parent) - W[y, child],
+    d loss / d z_c = D(leaf c)
+
+(memory O(N * nodes), no host reads, the batch mean folded in).
 
     loss = HierarchicalXELoss(paths=[["cat", "feline", "animal"], ["dog", "canine", "animal"]], alpha=0.1)
 """
@@ -22,19 +34,166 @@ built level by level from the leaves up (O(N * nodes) memory), and the sum teles
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from core.errors import SpecError
-from core.losses.base import ClassificationLoss, check_range
+from core.losses.base import ClassificationLoss, check_range, reduce_output
 
 __all__ = ["HierarchicalXELoss"]
+
+
+@dataclass(frozen=True)
+class _Level:
+    """One level: `parents` nodes whose `children` are, in this order, the parents of the level below
+    (`inner` of them; none for the deepest level) and then the leaves at this depth (buffer `leaf_ids`).
+
+    `kind` is how the children are grouped by parent: "view" (they already lie slot-major: the k-th child
+    of every parent, parents ordered by size; `base` slots of `parents` columns, then one child each of
+    the first `extra` parents: max and sum are reductions over a view), "gather" (the same after a
+    permutation), "padded" (a parents x `width` gather, padded with -inf) or "scatter" (scatter_reduce)."""
+
+    prefix: str
+    kind: str
+    parents: int
+    base: int
+    extra: int
+    width: int
+    inner: int
+    leaves: int
+    all_leaves: bool  # the children are exactly the classes 0 .. C-1, in order
+    has_padding: bool
+
+
+def _halving_max(x: torch.Tensor) -> torch.Tensor:
+    """x.amax(dim=1) for x (N, K, G) by elementwise maxima of halves: several times faster than the
+    reduction kernel when G, the contiguous inner size, is too small for its vector loop."""
+    if x.shape[1] == 1:
+        return x[:, 0].clone()
+    while x.shape[1] > 1:  # a fresh tensor from the first step on
+        half = x.shape[1] // 2
+        y = torch.maximum(x[:, :half], x[:, half : 2 * half])
+        if x.shape[1] % 2:
+            y[:, :1] = torch.maximum(y[:, :1], x[:, 2 * half :])
+        x = y
+    return x[:, 0]
+
+
+def _group(level: _Level, x: torch.Tensor, buf: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """(e, total, lse) of a level from its children's lse `x` (N, children): per parent m = max,
+    e = exp(x - m) (in the level's layout), total = sum of e, lse = m + log(total)."""
+    n = x.shape[0]
+    if level.kind in ("view", "gather"):
+        x = x.index_select(1, buf["order"]) if level.kind == "gather" else x.contiguous()
+        cut = level.base * level.parents
+        main = x[:, :cut].view(n, level.base, level.parents)
+        top = _halving_max(main) if 1 < level.parents < 16 and level.base > 4 else main.amax(dim=1)
+        if level.extra:
+            tail = x[:, cut:]
+            top[:, : level.extra] = torch.maximum(top[:, : level.extra], tail)
+        e = torch.empty_like(x)
+        e_main = e[:, :cut].view(n, level.base, level.parents)
+        torch.sub(main, top[:, None, :], out=e_main)
+        if level.extra:
+            torch.sub(tail, top[:, : level.extra], out=e[:, cut:])
+        e.exp_()
+        total = e_main.sum(dim=1)
+        if level.extra:
+            total[:, : level.extra] += e[:, cut:]
+    elif level.kind == "padded":
+        e = x.index_select(1, buf["order"])
+        if level.has_padding:
+            e.index_fill_(1, buf["pads"], float("-inf"))
+        grouped = e.view(n, level.parents, level.width)
+        top = grouped.amax(dim=2)
+        total = grouped.sub_(top[:, :, None]).exp_().sum(dim=2)
+    else:
+        index = buf["parent_of"][None, :].expand(n, -1)
+        top = x.new_full((n, level.parents), float("-inf")).scatter_reduce(1, index, x, "amax")
+        e = x - top.index_select(1, buf["parent_of"])
+        total = x.new_zeros((n, level.parents)).scatter_add(1, index, e.exp_())
+    return e, total, top.add_(torch.log(total))
+
+
+def _ungroup(level: _Level, e: torch.Tensor, f: torch.Tensor, buf: dict[str, torch.Tensor]) -> torch.Tensor:
+    """e * f[parent] (N, children) in the children's order, for per-parent factors f (N, parents)."""
+    n = e.shape[0]
+    if level.kind in ("view", "gather"):
+        cut = level.base * level.parents
+        out = torch.empty_like(e)
+        torch.mul(
+            e[:, :cut].view(n, level.base, level.parents),
+            f[:, None, :],
+            out=out[:, :cut].view(n, -1, level.parents),
+        )
+        if level.extra:
+            torch.mul(e[:, cut:], f[:, : level.extra], out=out[:, cut:])
+        return out.index_select(1, buf["position"]) if level.kind == "gather" else out
+    if level.kind == "padded":
+        out = (e.view(n, level.parents, level.width) * f[:, :, None]).view(n, -1)
+        return out.index_select(1, buf["position"])
+    return e * f.index_select(1, buf["parent_of"])
+
+
+class _HXE(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: Any, logits: torch.Tensor, targets: torch.Tensor, module: HierarchicalXELoss, mean: bool
+    ) -> torch.Tensor:
+        below = None  # lse of the parents of the level below (N, parents)
+        vals, saved = [], []
+        path = module.path_index.index_select(0, targets)  # (N, levels): y's node among the children
+        for k, level in enumerate(module._levels):
+            buf = module._buffers_of(level)
+            if level.leaves == 0:
+                x = below
+            else:
+                leaf = logits if level.all_leaves else logits.index_select(1, buf["leaf_ids"])
+                x = leaf if below is None else torch.cat([below, leaf], dim=1)
+            vals.append(x.gather(1, path[:, k : k + 1]))
+            e, total, below = _group(level, x, buf)
+            saved += [e, total]
+        lse = below  # (N, 1): the root
+        weights = module.path_weights.index_select(0, targets).to(logits.dtype)  # (N, levels)
+        loss = lse.sub(torch.cat(vals, dim=1)).mul_(weights).sum(dim=1)
+        ctx.save_for_backward(path, weights, *saved)
+        ctx.module = module
+        return reduce_output(ctx, loss, mean)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        module = ctx.module
+        path, weights, *saved = ctx.saved_tensors
+        n = path.shape[0]
+        g = (grad / n).expand(n, 1) if ctx.mean else grad[:, None]  # (N, 1)
+        weights = weights * g
+        d = weights.sum(dim=1, keepdim=True)  # D(root)
+        out = None
+        levels = module._levels
+        for k in range(len(levels) - 1, -1, -1):
+            level, buf = levels[k], module._buffers_of(levels[k])
+            child = _ungroup(level, saved[2 * k], d / saved[2 * k + 1], buf)  # e / T(parent) D(parent)
+            child.scatter_add_(1, path[:, k : k + 1], weights[:, k : k + 1].neg())
+            d = child[:, : level.inner]
+            if level.leaves:
+                if level.all_leaves:
+                    out = child
+                else:
+                    if out is None:
+                        out = child.new_zeros((n, module.num_classes))
+                    out.index_copy_(1, buf["leaf_ids"], child[:, level.inner :])
+        return out, None, None, None
 
 
 class HierarchicalXELoss(ClassificationLoss):
     """HXE; `paths[k]` is [class k, its parent, ..., its root]; `alpha` in (0, 10]."""
 
-    weights: torch.Tensor
+    path_index: torch.Tensor
+    path_weights: torch.Tensor
 
     def __init__(self, paths: list[list[str]], alpha: float = 0.1) -> None:
         super().__init__(len(paths))
@@ -53,43 +212,95 @@ class HierarchicalXELoss(ClassificationLoss):
                 if l + 1 < len(p):
                     parent[node] = p[l + 1]
         leaves = [p[0] for p in paths]
-        inner = sorted((n for n in depth if depth[n] > 0 and n not in set(leaves)), key=lambda n: -depth[n])
         if set(leaves) & set(parent.values()):
             raise SpecError("similarity.parents", "classes must be leaves of the hierarchy")
-        index = {n: k for k, n in enumerate(leaves + inner)}
-        # levels, deepest first: the inner nodes at depth d are computed from their children
-        self._levels: list[tuple[str, str, int]] = []
-        by_depth: dict[int, list[object]] = {}
-        for n in inner:
-            by_depth.setdefault(depth[n], []).append(n)
-        for d in sorted(by_depth, reverse=True):
-            nodes = by_depth[d]
-            local = {n: k for k, n in enumerate(nodes)}
-            kids = [n for n in leaves + inner if parent.get(n) in local and depth[n] == d + 1]
-            name = f"level{d}"
-            self.register_buffer(f"{name}_children", torch.tensor([index[n] for n in kids]))
-            self.register_buffer(f"{name}_parents", torch.tensor([local[parent[n]] for n in kids]))
-            self._levels.append((f"{name}_children", f"{name}_parents", len(nodes)))
-        weights = torch.zeros(c, len(index), dtype=torch.float64)
-        for k, p in enumerate(paths):
+        # W[k, node]: 1 at the leaf, exp(-alpha l) - exp(-alpha (l - 1)) at the l-th ancestor below the root
+        weight: list[dict[object, float]] = []
+        for p in paths:
             lam = [math.exp(-self.alpha * l) for l in range(len(p))]
-            weights[k, index[p[0]]] += 1.0
+            w = {p[0]: 1.0}
             for l in range(1, len(p) - 1):
-                weights[k, index[p[l]]] += lam[l] - lam[l - 1]
-        self.register_buffer("weights", weights.to(torch.float32))
+                w[p[l]] = w.get(p[l], 0.0) + lam[l] - lam[l - 1]
+            weight.append(w)
+        # levels, deepest first: the nodes at depth d (the root at 0) computed from their children at d + 1;
+        # children in the order: the parents of the level below, then the leaves at depth d + 1
+        self._levels: list[_Level] = []
+        below: list[object] = []
+        path_index, path_weights = [], []
+        for d in range(max(depth[x] for x in leaves) - 1, -1, -1):
+            leaf_ids = [k for k, x in enumerate(leaves) if depth[x] == d + 1]
+            children = below + [leaves[k] for k in leaf_ids]
+            members: dict[object, list[int]] = {}  # parent -> its children's indices, by first child
+            for i, x in enumerate(children):
+                members.setdefault(parent[x], []).append(i)
+            parents = sorted(members, key=lambda x: -len(members[x]))  # by size, then first child
+            local = {x: i for i, x in enumerate(parents)}
+            groups = [members[x] for x in parents]
+            sizes = [len(gr) for gr in groups]
+            base, width = min(sizes), max(sizes)
+            order: list[int] = []
+            pads: list[int] = []
+            position = [0] * len(children)
+            if width - base <= 1:  # slot-major: the k-th child of every parent, then the extra ones
+                kind = "view"
+                for k in range(width):
+                    order += [gr[k] for gr in groups if k < len(gr)]
+            elif len(parents) * width <= 2 * len(children):
+                kind = "padded"
+                for gr in groups:
+                    pads += [len(order) + i for i in range(len(gr), width)]
+                    order += gr + [gr[0]] * (width - len(gr))
+            else:
+                kind = "scatter"
+            padding = set(pads)
+            for i, ch in enumerate(order):
+                if i not in padding:
+                    position[ch] = i
+            if kind == "view" and order != list(range(len(children))):
+                kind = "gather"
+            prefix = f"level{d}"
+            self._levels.append(
+                _Level(
+                    prefix=prefix,
+                    kind=kind,
+                    parents=len(parents),
+                    base=base,
+                    extra=sum(size > base for size in sizes),
+                    width=width,
+                    inner=len(below),
+                    leaves=len(leaf_ids),
+                    all_leaves=leaf_ids == list(range(c)),
+                    has_padding=bool(pads),
+                )
+            )
+            self.register_buffer(f"{prefix}_leaf_ids", torch.tensor(leaf_ids, dtype=torch.long))
+            self.register_buffer(f"{prefix}_order", torch.tensor(order, dtype=torch.long))
+            self.register_buffer(f"{prefix}_pads", torch.tensor(pads, dtype=torch.long))
+            self.register_buffer(f"{prefix}_position", torch.tensor(position, dtype=torch.long))
+            parent_of = [local[parent[x]] for x in children]
+            self.register_buffer(f"{prefix}_parent_of", torch.tensor(parent_of, dtype=torch.long))
+            # per class: the position of its path's node among the children and that node's weight
+            index = {x: i for i, x in enumerate(children)}
+            on_path = [next((x for x in p if x in index), None) for p in paths]
+            path_index.append([index[x] if x is not None else 0 for x in on_path])
+            path_weights.append([w.get(x, 0.0) if x is not None else 0.0 for w, x in zip(weight, on_path)])
+            below = parents
+        self.register_buffer("path_index", torch.tensor(path_index, dtype=torch.long).T.contiguous())
+        self.register_buffer(
+            "path_weights", torch.tensor(path_weights, dtype=torch.float64).T.to(torch.float32)
+        )
+
+    def _buffers_of(self, level: _Level) -> dict[str, torch.Tensor]:
+        return {
+            name: getattr(self, f"{level.prefix}_{name}")
+            for name in ("leaf_ids", "order", "pads", "position", "parent_of")
+        }
 
     def per_sample(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        n = logits.shape[0]
-        mass = logits  # log mass (up to the common logsumexp) of every node computed so far
-        for children_name, parents_name, count in self._levels:
-            children = getattr(self, children_name)
-            local = getattr(self, parents_name)[None, :].expand(n, -1)
-            x = mass.index_select(1, children)
-            top = x.new_full((n, count), float("-inf")).scatter_reduce(1, local, x.detach(), "amax")
-            total = x.new_zeros((n, count)).scatter_add(1, local, torch.exp(x - top.gather(1, local)))
-            mass = torch.cat([mass, top + torch.log(total)], dim=1)
-        log_p = mass - torch.logsumexp(logits, dim=1, keepdim=True)
-        return -(self.weights.index_select(0, targets).to(logits.dtype) * log_p).sum(dim=1)
+        return _HXE.apply(logits, targets, self, False)
+
+    def batch_mean(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return _HXE.apply(logits, targets, self, True)
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, alpha={self.alpha}, levels={len(self._levels)}"

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch.autograd.function import once_differentiable
 
-from core.losses.base import ClassificationLoss, check_similarity
+from core.losses.base import ClassificationLoss, check_similarity, reduce_output, upstream_gradient
 
 __all__ = ["SimLoss", "simloss"]
 
@@ -64,15 +64,14 @@ class _Direct(torch.autograd.Function):
             weighted[rows] = torch.softmax(shifted, dim=1)
             scale[rows] = 1.0
         ctx.save_for_backward(p, weighted, scale)
-        ctx.mean = mean
-        return loss.mean() if mean else loss
+        return reduce_output(ctx, loss, mean)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         p, weighted, scale = ctx.saved_tensors
-        g = grad / p.shape[0] if ctx.mean else grad  # 0-d or (N,)
-        out = p * (g if ctx.mean else g[:, None])
+        g, column = upstream_gradient(ctx, grad, p.shape[0])
+        out = p * column
         out.addcmul_(weighted, (-g * scale)[:, None])
         return out, None, None, None
 
@@ -88,15 +87,14 @@ class _LogSpace(torch.autograd.Function):
         b_max, j = b.max(dim=1, keepdim=True)
         loss = log_r.gather(1, j).sub_(b_max).squeeze(1)
         ctx.save_for_backward(log_p, log_r)
-        ctx.mean = mean
-        return loss.mean() if mean else loss
+        return reduce_output(ctx, loss, mean)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         log_p, log_r = ctx.saved_tensors
-        scale = grad / log_p.shape[0] if ctx.mean else grad[:, None]
-        return log_p.exp().sub_(log_r.exp()).mul_(scale), None, None, None
+        _, column = upstream_gradient(ctx, grad, log_p.shape[0])
+        return log_p.exp().sub_(log_r.exp()).mul_(column), None, None, None
 
 
 def simloss(

@@ -26,7 +26,13 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from core.errors import SpecError
-from core.losses.base import ClassificationLoss, check_range, check_similarity
+from core.losses.base import (
+    ClassificationLoss,
+    check_range,
+    check_similarity,
+    reduce_output,
+    upstream_gradient,
+)
 
 __all__ = ["SoftLabelLoss", "soft_target_cross_entropy"]
 
@@ -58,7 +64,7 @@ class _Direct(torch.autograd.Function):
     @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         (diff,) = ctx.saved_tensors
-        return diff * (grad / diff.shape[0] if ctx.mean else grad[:, None]), None, None, None
+        return diff * upstream_gradient(ctx, grad, diff.shape[0])[1], None, None, None
 
 
 class _LogSpace(torch.autograd.Function):
@@ -70,15 +76,14 @@ class _LogSpace(torch.autograd.Function):
         q = table.index_select(0, targets)
         loss = torch.mul(q, log_p).sum(dim=1).neg_()  # log p is finite for finite logits
         ctx.save_for_backward(log_p, q)
-        ctx.mean = mean
-        return loss.mean() if mean else loss
+        return reduce_output(ctx, loss, mean)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         log_p, q = ctx.saved_tensors
-        scale = grad / log_p.shape[0] if ctx.mean else grad[:, None]
-        return log_p.exp().sub_(q).mul_(scale), None, None, None
+        _, column = upstream_gradient(ctx, grad, log_p.shape[0])
+        return log_p.exp().sub_(q).mul_(column), None, None, None
 
 
 def soft_target_cross_entropy(
