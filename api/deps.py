@@ -4,7 +4,9 @@
     def get_thing(id: str, session: SessionDep, tenant: CurrentTenant) -> ThingPublic: ...
 
 `CurrentTenant` is the id of the tenant whose API key came as `Authorization: Bearer <key>`; a missing,
-unknown or revoked key is a 401 with `WWW-Authenticate: Bearer`.
+unknown or revoked key is a 401 with `WWW-Authenticate: Bearer`. `PresentedKey` is the key as sent (401
+when there is none), not yet looked up: for a route that checks it in its own query (the status read),
+which then raises `Unauthorized(INVALID_KEY)` itself.
 """
 
 from __future__ import annotations
@@ -22,7 +24,15 @@ from core.auth import resolve_api_key
 from core.errors import Unauthorized
 from core.settings import Settings
 
-__all__ = ["CurrentTenant", "SessionDep", "SettingsDep", "StorageDep", "bearer_scheme"]
+__all__ = [
+    "INVALID_KEY",
+    "CurrentTenant",
+    "PresentedKey",
+    "SessionDep",
+    "SettingsDep",
+    "StorageDep",
+    "bearer_scheme",
+]
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -56,18 +66,28 @@ StorageDep = Annotated[Any, Depends(get_storage)]  # core.storage.Storage
 bearer_scheme = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer st_...`")
 
 
-def get_current_tenant(
-    session: SessionDep,
+INVALID_KEY = "invalid or revoked API key"
+
+
+async def get_presented_key(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> str:
+    # async: no I/O here, so no thread-pool hop
     if credentials is None or not credentials.credentials:
         raise Unauthorized("missing API key: send `Authorization: Bearer <key>`")
-    # The lookup runs in the route's own session and transaction: one pool checkout (one pre-ping) per
-    # request instead of two. A route that outlives its queries (the SSE stream) ends the transaction
-    # itself once it has read what it needs, so it holds no connection while it streams.
-    tenant_id = resolve_api_key(session, credentials.credentials.strip())
+    return credentials.credentials.strip()
+
+
+PresentedKey = Annotated[str, Depends(get_presented_key)]
+
+
+def get_current_tenant(session: SessionDep, key: PresentedKey) -> str:
+    # The lookup runs in the route's own session and transaction: one pool checkout per request instead
+    # of two. A route that outlives its queries (the SSE stream) ends the transaction itself once it has
+    # read what it needs, so it holds no connection while it streams.
+    tenant_id = resolve_api_key(session, key)
     if tenant_id is None:
-        raise Unauthorized("invalid or revoked API key")
+        raise Unauthorized(INVALID_KEY)
     return tenant_id
 
 

@@ -9,11 +9,13 @@ created here: run `simtrain migrate` (Alembic) first.
 
 from __future__ import annotations
 
+import gc
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from api.errors import document_error_responses, install_error_handlers
+from api.deadline import RequestDeadline
 from api.limits import BodyLimitMiddleware
 from api.routes import API_PREFIX, artifacts, comparisons, datasets, health, jobs, pages, predict, similarity
 from api.routes.health import AppMetrics, MetricsMiddleware
@@ -35,6 +37,21 @@ Errors are `{"error": {"code", "message", "details"}}`.
 """
 
 
+_startup_frozen = False
+
+
+def freeze_startup_objects() -> None:
+    """Take what a process holds once the app is built (torch, FastAPI, SQLAlchemy, pydantic: ~260k
+    objects) out of the cyclic garbage collector's view, once per process (`gc.freeze`). Each full
+    collection scanned them all: 150 ms idle, 100-600 ms under load, with the event loop stopped for
+    every request of the worker. They stay alive for the life of the process anyway."""
+    global _startup_frozen
+    if not _startup_frozen:
+        _startup_frozen = True
+        gc.collect()
+        gc.freeze()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     if settings.is_sqlite or "://" not in settings.storage_url:
@@ -44,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        freeze_startup_objects()
         yield
         engine.dispose()
         for item in app.state.broker_check_cache.values():
@@ -62,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")  # same pool
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.storage = storage
     app.state.metrics = AppMetrics()
@@ -74,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_json_bytes=settings.max_json_bytes,
         max_upload_bytes=settings.max_upload_bytes,
     )
+    app.add_middleware(RequestDeadline, seconds=settings.request_timeout_s)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
 
     for module in (health, datasets, jobs, artifacts, predict, comparisons, similarity, pages):

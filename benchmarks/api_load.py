@@ -244,6 +244,15 @@ def summarize(phases: list[dict]) -> dict:
             "client_cpu": median(p["client_cpu"] for p in phases)}
 
 
+def server_stack() -> str:
+    """The event loop and HTTP parser uvicorn picks (--loop auto, --http auto) in this environment: uvloop
+    and httptools when they are installed (`uvicorn[standard]`), else asyncio and h11 (pure Python)."""
+    import importlib.util
+
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    return f"{loop} + {'httptools' if importlib.util.find_spec('httptools') else 'h11'}"
+
+
 def load_label(interval: float, clients: int) -> str:
     return "back to back" if interval == 0 else f"{clients / interval:.0f}/s offered"
 
@@ -318,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
                     raise RuntimeError("the training job did not start:\n" + stack.log("worker")[-3000:])
                 time.sleep(0.2)
         print(f"training job {running} is running; {args.clients} clients ({args.client}), {args.duration:g} s "
-              f"phases, {args.rounds} rounds, {args.api_workers} uvicorn workers per app", flush=True)
+              f"phases, {args.rounds} rounds, {args.api_workers} uvicorn workers per app ({server_stack()})", flush=True)
         targets = {"bare": (bare.base_url, {}), "simtrain": (stack.base_url, stack.headers)}
         for r in range(args.rounds):
             for route in args.routes:
@@ -374,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{' or '.join(f'{i:g}' for i in args.post_intervals) or '-'} s for submissions, at random phases). "
         f"{args.rounds} rounds of {args.duration:g} s per route, load and app, after {args.warmup:g} s warm-up "
         f"each, bare and simtrain alternating. Both apps run under `uvicorn --workers {args.api_workers}` "
-        f"(one per core; uvloop + httptools); simtrain on a scratch PostgreSQL database with Redis, while one "
+        f"(one per core; {server_stack()}); simtrain on a scratch PostgreSQL database with Redis, while one "
         f"Celery worker (one torch thread, so one core) trains a long job and writes its progress every epoch "
         f"({trained}). Everything, the client included, shares the 2 cores with other work. Target: status "
         f"reads p99 < {GET_P99_TARGET_S * 1e3:.0f} ms, no failures: " + "; ".join(verdicts) + ".\n\n"

@@ -2,6 +2,9 @@
 
     key = create_api_key(session, tenant_name="acme")   # shown once
     tenant_id = resolve_api_key(session, key)            # None when unknown or revoked
+
+A query that checks the key itself (the status read joins the key to the job) looks it up by
+`lookup_hash(key)`. Revocation applies at once everywhere: keys are never cached.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from sqlalchemy.orm import Session
 from core.db.models import ApiKey, Tenant
 from core.db.types import now
 
-__all__ = ["KEY_PREFIX", "create_api_key", "hash_key", "resolve_api_key", "revoke_api_key"]
+__all__ = ["KEY_PREFIX", "create_api_key", "hash_key", "lookup_hash", "resolve_api_key", "revoke_api_key"]
 
 KEY_PREFIX = "st_"
 
@@ -41,10 +44,18 @@ def create_api_key(s: Session, tenant_name: str, key_name: str = "") -> str:
 _KEY_LOOKUP = select(ApiKey.tenant_id, ApiKey.revoked_at).where(ApiKey.key_hash == bindparam("key_hash"))
 
 
-def resolve_api_key(s: Session, key: str) -> str | None:
+def lookup_hash(key: str) -> str | None:
+    """The hash to look a presented key up by; None for one that cannot be a key (no lookup needed)."""
     if not key.startswith(KEY_PREFIX) or len(key) > 200:
         return None
-    row = s.execute(_KEY_LOOKUP, {"key_hash": hash_key(key)}).one_or_none()
+    return hash_key(key)
+
+
+def resolve_api_key(s: Session, key: str) -> str | None:
+    key_hash = lookup_hash(key)
+    if key_hash is None:
+        return None
+    row = s.execute(_KEY_LOOKUP, {"key_hash": key_hash}).one_or_none()
     if row is None or row.revoked_at is not None:
         return None
     return row.tenant_id

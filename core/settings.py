@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     max_json_bytes: int = Field(default=8 * MiB, ge=1024)
     max_epochs: int = Field(default=1000, ge=1, le=100_000)
     max_predict_rows: int = Field(default=1024, ge=1)
+    request_timeout_s: float = Field(default=30.0, ge=0, le=3600)  # no answer by then: 503 (0: off)
 
     # execution guard
     lease_seconds: float = Field(default=60.0, gt=0)

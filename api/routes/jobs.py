@@ -11,12 +11,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from sqlalchemy import and_, bindparam, case, func, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, and_, bindparam, case, func, or_, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CurrentTenant, SessionDep, SettingsDep
+from api.deps import INVALID_KEY, CurrentTenant, PresentedKey, SessionDep, SettingsDep
 from api.dispatch import dispatch, request_hash
 from api.routes import API_PREFIX
 from api.schemas import (
@@ -31,10 +31,11 @@ from api.schemas import (
     decode_cursor,
     encode_cursor,
 )
+from core.auth import lookup_hash
 from core.dataset_store import dataset_info
 from core.db import jobs as jobstate
-from core.db.models import TERMINAL, Job, JobEpoch, JobEvent, JobStatus
-from core.errors import Conflict, NotFound, RateLimited
+from core.db.models import TERMINAL, ApiKey, Job, JobEpoch, JobEvent, JobStatus
+from core.errors import Conflict, NotFound, RateLimited, Unauthorized
 from core.jobspec import JobCreate, validate_job
 
 log = logging.getLogger("simtrain.api")
@@ -153,33 +154,54 @@ _PUBLIC_COLUMNS = [
         "finished_at",
     )
 ]  # fmt: skip
-# Built once (with bind parameters): building it and its cache key per request cost more than running it.
-_JOB_WITH_EPOCH_TIMES = select(
-    *_PUBLIC_COLUMNS,
-    _recent_epoch_times(func.min).label("eta_first"),
-    _recent_epoch_times(func.max).label("eta_last"),
-    _recent_epoch_times(func.count).label("eta_count"),
-).where(Job.id == bindparam("job_id"), Job.tenant_id == bindparam("tenant_id"))
+# The status read in one statement, so one round trip: the presented key, joined to its tenant's job with
+# `job_public`'s columns and, while the job runs, its recent epoch times. No row: an unknown key (401); a
+# revoked key: 401; no job: 404 (another tenant's job too). Built once, with bind parameters: building it
+# and its cache key per request cost more than running it.
+_STATUS_READ = (
+    select(
+        ApiKey.revoked_at,
+        *_PUBLIC_COLUMNS,
+        _recent_epoch_times(func.min).label("eta_first"),
+        _recent_epoch_times(func.max).label("eta_last"),
+        _recent_epoch_times(func.count).label("eta_count"),
+    )
+    .select_from(ApiKey)
+    .outerjoin(Job, and_(Job.tenant_id == ApiKey.tenant_id, Job.id == bindparam("job_id")))
+    .where(ApiKey.key_hash == bindparam("key_hash"))
+)
 
 
-def get_job_with_epoch_times(session: Session, tenant_id: str, job_id: str) -> tuple[Any, EpochTimes | None]:
-    """The tenant's job (or NotFound) as a row with `job_public`'s columns and, while it runs, its recent
-    epoch times: one query."""
-    row = session.execute(
-        _JOB_WITH_EPOCH_TIMES, {"job_id": job_id[:64], "tenant_id": tenant_id}
-    ).one_or_none()
-    if row is None:
+def _fetch_status(engine: Engine, params: dict[str, str]) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(_STATUS_READ, params).one_or_none()
+
+
+def read_job_status(engine: Engine, key: str, job_id: str) -> bytes:
+    """The JSON of `GET /v1/jobs/{id}`, or Unauthorized / NotFound. `engine` runs in autocommit: the single
+    SELECT needs no BEGIN, and there is no ROLLBACK when the connection goes back to the pool. A
+    connection that died since its last use (a database restart; idle ones are pinged, see
+    core.db.session) is tried once more on a new one: the read changes nothing, so it is safe to repeat."""
+    key_hash = lookup_hash(key)
+    if key_hash is None:
+        raise Unauthorized(INVALID_KEY)
+    params = {"key_hash": key_hash, "job_id": job_id[:64]}
+    try:
+        row = _fetch_status(engine, params)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        row = _fetch_status(engine, params)
+    if row is None or row.revoked_at is not None:
+        raise Unauthorized(INVALID_KEY)
+    if row.id is None:
         raise NotFound(f"job {job_id[:64]!r} not found")
-    if row.status != JobStatus.running.value:
-        return row, None
-    return row, (row.eta_first, row.eta_last, int(row.eta_count or 0))
-
-
-def _json(model: JobPublic) -> Response:
-    """The model as the JSON FastAPI would send for it (`response_model` still documents the route):
-    the model was validated when it was built, so this skips FastAPI's second validation of it and the
-    thread-pool hop that validation takes for a sync route."""
-    return Response(content=model.model_dump_json(), media_type="application/json")
+    times = None
+    if row.status == JobStatus.running.value:
+        times = (row.eta_first, row.eta_last, int(row.eta_count or 0))
+    # the model was validated when it was built: its JSON is what FastAPI would send, without FastAPI
+    # validating it a second time (`response_model` still documents the route)
+    return job_public(row, times).model_dump_json().encode()
 
 
 def _replay(existing: Job, body_hash: str) -> Job:
@@ -285,10 +307,10 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobPublic)
-def get_job(job_id: str, session: SessionDep, tenant: CurrentTenant) -> Response:
-    job, times = get_job_with_epoch_times(session, tenant, job_id)
-    session.close()  # done with the database: release the connection here, not in another thread hop
-    return _json(job_public(job, times))
+async def get_job(job_id: str, request: Request, key: PresentedKey) -> Response:
+    # async, with the key check and the query in one thread-pool hop (no session, no dependency in a thread)
+    body = await run_in_threadpool(read_job_status, request.app.state.autocommit_engine, key, job_id)
+    return Response(content=body, media_type="application/json")
 
 
 @router.post(
