@@ -12,12 +12,19 @@ version, ratios), replacing the previous one and leaving the rest of the file al
     python benchmarks/loss_overhead.py --repeats 50 --threads 1 --no-write
 
 Target: simloss, soft_labels and expected_cost within 1.5x cross-entropy at every C.
+
+The script re-executes itself once with glibc's malloc told to keep freed memory
+(MALLOC_MMAP_THRESHOLD_ = 32 MiB, MALLOC_TRIM_THRESHOLD_ = 4 GiB): otherwise every (4096 x 1000) float
+tensor is a fresh mmap whose page faults cost several times the arithmetic, by an amount that varied
+3-4x between runs on a virtual machine, and even cross_entropy vs F.cross_entropy (the same kernel) read
+0.4x-2x at C = 1000. `--system-malloc` skips it.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import statistics
 import sys
 import time
@@ -121,7 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md")
     ap.add_argument("--note", default="", help="a sentence to add to the section (e.g. machine load)")
     ap.add_argument("--no-write", action="store_true", help="only print the table")
+    ap.add_argument("--system-malloc", action="store_true", help="keep glibc's default mmap behaviour")
     args = ap.parse_args(argv)
+    if not args.system_malloc and argv is None and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(4 << 30)}
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
     device = torch.device(args.device)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
