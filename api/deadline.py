@@ -19,14 +19,13 @@ wait for a worker thread stuck in a blocking call.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 from collections.abc import Awaitable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import error_body
+from api.errors import send_error
 
 __all__ = ["RequestDeadline"]
 
@@ -103,16 +102,5 @@ async def _first(task: asyncio.Task, event: Awaitable[object], timeout: float | 
 
 async def _answer_timeout(send: Send, seconds: float) -> None:
     message = f"no answer within {seconds:g}s (the database may be unreachable); retry later"
-    body = json.dumps(error_body("request_timeout", message, {"timeout_s": seconds})).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(max(1, math.ceil(seconds))).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    retry = str(max(1, math.ceil(seconds)))
+    await send_error(send, 503, "request_timeout", message, {"timeout_s": seconds}, {"Retry-After": retry})

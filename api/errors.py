@@ -33,6 +33,7 @@ __all__ = [
     "error_response",
     "field_of",
     "install_error_handlers",
+    "send_error",
     "validation_details",
 ]
 
@@ -62,6 +63,22 @@ def error_response(
     status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse(error_body(code, message, _jsonable(details)), status_code=status, headers=headers)
+
+
+async def send_error(
+    send: Any,
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """The same body as `error_response`, sent by a pure ASGI middleware through its `send`."""
+    body = json.dumps(error_body(code, message, _jsonable(details))).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _jsonable(value: Any) -> Any:

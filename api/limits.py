@@ -12,12 +12,10 @@ A declared `Content-Length` over the bound is refused with 413 before a byte is 
 
 from __future__ import annotations
 
-import json
-
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import error_body
+from api.errors import send_error
 
 __all__ = ["MULTIPART_OVERHEAD", "BodyLimitMiddleware", "BodyTooLarge"]
 
@@ -90,20 +88,5 @@ class BodyLimitMiddleware:
 
 
 async def _reject(send: Send, limit: int, what: str) -> None:
-    body = json.dumps(
-        error_body(
-            "payload_too_large", f"the {what} is larger than the limit of {limit} bytes", {"limit": limit}
-        )
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    message = f"the {what} is larger than the limit of {limit} bytes"
+    await send_error(send, 413, "payload_too_large", message, {"limit": limit}, {"Connection": "close"})

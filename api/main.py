@@ -14,8 +14,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.errors import document_error_responses, install_error_handlers
 from api.deadline import RequestDeadline
+from api.errors import document_error_responses, install_error_handlers
 from api.limits import BodyLimitMiddleware
 from api.routes import API_PREFIX, artifacts, comparisons, datasets, health, jobs, pages, predict, similarity
 from api.routes.health import AppMetrics, MetricsMiddleware

@@ -230,3 +230,10 @@ def _expected_len(response: bytes) -> int:
         if line.lower().startswith(b"content-length:"):
             return len(head) + 4 + int(line.split(b":")[1])
     return len(response)
+
+
+def timed_request(client, method: str, path: str, **kwargs):
+    """(response, seconds) of one request through `client` (an httpx or TestClient)."""
+    start = time.monotonic()
+    r = client.request(method, path, **kwargs)
+    return r, time.monotonic() - start

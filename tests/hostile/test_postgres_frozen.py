@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from hostile_testlib import timed_request
 from sqlalchemy import func, select
 
 from core.db.models import Job
@@ -46,12 +47,6 @@ def _signal(pids: list[int], sig: signal.Signals) -> None:
             pass
 
 
-def _timed(client, method: str, path: str, **kwargs):
-    start = time.monotonic()
-    r = client.request(method, path, **kwargs)
-    return r, time.monotonic() - start
-
-
 @pytest.mark.services
 @pytest.mark.timeout(240)
 def test_frozen_postgres_gets_bounded_503s_then_serves_again(make_service, private_pg):
@@ -68,14 +63,14 @@ def test_frozen_postgres_gets_bounded_503s_then_serves_again(make_service, priva
             ("GET", "/v1/jobs", None, {}),
             ("POST", "/v1/jobs", JOB, {"Idempotency-Key": "while-frozen"}),
         ]:
-            r, took = _timed(c, method, path, json=body, headers={**auth, **headers})
+            r, took = timed_request(c, method, path, json=body, headers={**auth, **headers})
             assert r.status_code == 503, (method, path, r.status_code, r.text)
             assert r.json()["error"]["code"] in ("request_timeout", "database_unavailable"), r.text
             assert int(r.headers["Retry-After"]) > 0
             assert took < DEADLINE + 3.0, (method, path, took)
-        r, took = _timed(c, "GET", "/healthz")
+        r, took = timed_request(c, "GET", "/healthz")
         assert r.status_code == 200 and took < 1.0
-        r, took = _timed(c, "GET", "/readyz")
+        r, took = timed_request(c, "GET", "/readyz")
         assert r.status_code == 503 and took < DEADLINE + 3.0, (r.status_code, took, r.text)
     finally:
         _signal(frozen, signal.SIGCONT)

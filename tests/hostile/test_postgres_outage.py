@@ -9,18 +9,13 @@ from __future__ import annotations
 import time
 
 import pytest
+from hostile_testlib import timed_request
 
 from core.db import jobs as jobstate
 from core.db.models import JobStatus
 
 JOB = {"dataset": "builtin:digits", "loss": {"kind": "cross_entropy"}, "training": {"epochs": 2}}
 FAST = 5.0  # seconds: a request during the outage must answer within this
-
-
-def _timed(client, method: str, path: str, **kwargs):
-    start = time.monotonic()
-    r = client.request(method, path, **kwargs)
-    return r, time.monotonic() - start
 
 
 @pytest.mark.services
@@ -70,20 +65,20 @@ def test_postgres_outage_is_fast_503_and_loses_nothing(make_service, private_pg)
     ]
     for _round in range(2):  # the pool must not get stuck after the first failures
         for method, path, body, headers in requests:
-            r, took = _timed(c, method, path, json=body, headers={**auth, **headers})
+            r, took = timed_request(c, method, path, json=body, headers={**auth, **headers})
             assert took < FAST, (method, path, took)
             assert r.status_code == 503, (method, path, r.status_code, r.text)
             assert r.json()["error"]["code"] == "database_unavailable", r.text
             assert int(r.headers["Retry-After"]) > 0
-        r, took = _timed(c, "GET", "/readyz")
+        r, took = timed_request(c, "GET", "/readyz")
         assert took < FAST and r.status_code == 503, (took, r.text)
         body = r.json()
         assert body["checks"]["database"].startswith("down"), body
         assert body["checks"]["broker"] == "ok", body
         assert body["error"]["details"]["down"] == ["database"], body
     # liveness and the metrics page do not need the database
-    assert _timed(c, "GET", "/healthz")[0].status_code == 200
-    r, took = _timed(c, "GET", "/metrics")
+    assert timed_request(c, "GET", "/healthz")[0].status_code == 200
+    r, took = timed_request(c, "GET", "/metrics")
     assert r.status_code == 200 and took < FAST + 1
 
     private_pg.start()
