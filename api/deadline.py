@@ -62,7 +62,8 @@ class RequestDeadline:
 
         task = asyncio.ensure_future(self.app(scope, watched_receive, guarded_send))
         try:
-            await _first(task, body_done.wait())  # the body: untimed
+            if not body_done.is_set():
+                await _first(task, body_done.wait())  # the body: untimed
             if not task.done():
                 await _first(task, started.wait(), timeout=self.seconds)
             if task.done() or started.is_set():

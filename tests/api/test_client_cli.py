@@ -3,44 +3,22 @@
 from __future__ import annotations
 
 import io
-import socket
-import threading
-import time
 
 import numpy as np
 import pytest
 
 from api import cli
 from core.client import ApiError, SimtrainClient
+from tests.live_server import live_server
+from tests.specs import SIMLOSS_JOB
 
-JOB = {
-    "dataset": "builtin:digits",
-    "classes": ["0", "1", "2"],
-    "similarity": {"kind": "ordinal"},
-    "loss": {"kind": "simloss"},
-    "model": {"kind": "linear"},
-    "training": {"epochs": 2},
-}
+JOB = SIMLOSS_JOB
 
 
 @pytest.fixture
 def server(embedded):
-    import uvicorn
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = uvicorn.Config(embedded.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", embedded
-    srv.should_exit = True
-    thread.join(5)
+    with live_server(embedded.app) as url:
+        yield url, embedded
 
 
 def test_client_round_trip(server, tmp_path, trained_artifacts, finish_with_artifacts):

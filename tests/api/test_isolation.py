@@ -6,14 +6,9 @@ import io
 
 import numpy as np
 
-JOB = {
-    "dataset": "builtin:digits",
-    "classes": ["0", "1", "2"],
-    "similarity": {"kind": "ordinal"},
-    "loss": {"kind": "simloss"},
-    "model": {"kind": "linear"},
-    "training": {"epochs": 2},
-}
+from tests.specs import SIMLOSS_JOB
+
+JOB = SIMLOSS_JOB
 
 
 def _npz() -> bytes:

@@ -5,9 +5,6 @@ tests fail, they never skip."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +13,7 @@ from compare_testlib import CLASSES, SIM_SPEC, synthetic_runs
 
 from core.compare.html import render_report_html
 from core.compare.report import ChildRun, build_report
+from tests.live_server import live_server
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -110,7 +108,6 @@ def test_report_page_renders_offline_without_errors(chromium, report, tmp_path):
 @pytest.fixture
 def live_service(make_service, report):
     """The app (embedded default) served by uvicorn on a free port, with jobs and a finished comparison."""
-    import uvicorn
 
     from core.db import jobs as jobstate
     from core.db.models import Comparison, JobEpoch
@@ -148,20 +145,8 @@ def live_service(make_service, report):
         )
         s.commit()
         comp_id = comp.id
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = uvicorn.Config(svc.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield svc, f"http://127.0.0.1:{port}", comp_id
-    server.should_exit = True
-    thread.join(10)
+    with live_server(svc.app) as base_url:
+        yield svc, base_url, comp_id
 
 
 def test_jobs_page_lists_jobs_polls_and_shows_curves_confusion_and_reports(chromium, live_service, tmp_path):

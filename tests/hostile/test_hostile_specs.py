@@ -19,15 +19,9 @@ from sqlalchemy import func, select
 
 from core.db.models import Job
 from core.similarity import MAX_CLASSES
+from tests.specs import SIMLOSS_JOB
 
-BASE: dict[str, Any] = {
-    "dataset": "builtin:digits",
-    "classes": ["0", "1", "2"],
-    "similarity": {"kind": "ordinal"},
-    "loss": {"kind": "simloss"},
-    "model": {"kind": "linear"},
-    "training": {"epochs": 2},
-}
+BASE: dict[str, Any] = SIMLOSS_JOB
 NAN = "__NAN__"  # replaced by a bare token after json.dumps (JSON cannot carry NaN; Python's json reads it)
 INF = "__INF__"
 NEG_INF = "__NEG_INF__"

@@ -18,15 +18,9 @@ import numpy as np
 import pytest
 
 from core.auth import create_api_key, revoke_api_key
+from tests.specs import SIMLOSS_JOB
 
-JOB = {
-    "dataset": "builtin:digits",
-    "classes": ["0", "1", "2"],
-    "similarity": {"kind": "ordinal"},
-    "loss": {"kind": "simloss"},
-    "model": {"kind": "linear"},
-    "training": {"epochs": 2},
-}
+JOB = SIMLOSS_JOB
 COMPARISON = {
     "dataset": "builtin:digits",
     "classes": ["0", "1", "2"],
