@@ -48,7 +48,7 @@ def _session_factory(settings):
 
 
 def _migrate(settings) -> None:
-    from core.db.migrate import upgrade_head
+    from migrations import upgrade_head
 
     if settings.is_sqlite:
         settings.ensure_home()

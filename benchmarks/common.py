@@ -274,7 +274,7 @@ class ServiceStack:
     (dropped in `close`) and the Redis server at `redis_url` with a queue of its own (its keys deleted in
     `close`). kind "sqlite": the embedded default (SQLite database and kombu's SQLAlchemy broker on a
     second SQLite file) under a temporary SIMTRAIN_HOME. Either way the schema is migrated with
-    core.db.migrate.upgrade_head, a tenant key is made with core.auth.create_api_key, the API runs as
+    migrations.upgrade_head, a tenant key is made with core.auth.create_api_key, the API runs as
     `python -m uvicorn --factory api.main:create_app` on 127.0.0.1 and a free port, and `start_worker()`
     runs one `python -m celery -A worker.app:celery_app worker -Q <queue> -c 1 --pool solo`.
 
@@ -342,7 +342,7 @@ class ServiceStack:
 
         from core.auth import create_api_key
         from core.db import make_engine, make_sessionmaker
-        from core.db.migrate import upgrade_head
+        from migrations import upgrade_head
 
         (self.tmp / "home").mkdir(parents=True, exist_ok=True)
         if self.kind == "postgres":

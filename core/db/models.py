@@ -7,7 +7,6 @@ migrations and these models agree.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -25,10 +24,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from core.db.types import BigIntPK, JSONType, UTCDateTime, new_id, now
+from core.status import JOB_TERMINAL, ComparisonStatus, JobStatus
 
 __all__ = [
     "Base",
     "JobStatus",
+    "ComparisonStatus",
+    "TERMINAL",
     "Tenant",
     "ApiKey",
     "Dataset",
@@ -52,19 +54,7 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-class JobStatus(StrEnum):
-    queued = "queued"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    cancelled = "cancelled"
-
-    @property
-    def terminal(self) -> bool:
-        return self in TERMINAL
-
-
-TERMINAL = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
+TERMINAL = JOB_TERMINAL  # the name the database layer has used
 
 
 class Tenant(Base):

@@ -92,7 +92,7 @@ def _build(
     from api.main import create_app
     from core.auth import create_api_key
     from core.db import make_sessionmaker
-    from core.db.migrate import upgrade_head
+    from migrations import upgrade_head
 
     values: dict[str, Any] = {}
     if backend == "postgres":

@@ -8,7 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from core.db import make_engine
-from core.db.migrate import upgrade_head
+from migrations import upgrade_head
 from core.db.models import Base
 
 

@@ -58,7 +58,7 @@ def api_server(tmp_path) -> Iterator[Any]:
     servers: list[ApiServer] = []
 
     def start(env: dict[str, str] | None = None, **values: Any) -> ApiServer:
-        from core.db.migrate import upgrade_head
+        from migrations import upgrade_head
 
         home = Path(values.setdefault("home", tmp_path / "home")).resolve()
         home.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ from worker_testlib import REPO, RedisServer, Stack
 @pytest.fixture
 def stack_factory(request, simtrain_env, tmp_path) -> Iterator[Any]:
     """`stack_factory(kind, broker_url=None, **settings)`: kind is "postgres" (PostgreSQL + Redis) or "sqlite"."""
-    from core.db.migrate import upgrade_head
+    from migrations import upgrade_head
 
     stacks: list[Stack] = []
 
