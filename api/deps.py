@@ -7,26 +7,39 @@
 unknown or revoked key is a 401 with `WWW-Authenticate: Bearer`. `PresentedKey` is the key as sent (401
 when there is none), not yet looked up: for a route that checks it in its own query (the status read),
 which then raises `Unauthorized(INVALID_KEY)` itself.
+
+`IdempotencyDep` is the request's `Idempotency-Key` header with the one replay rule of the routes that
+create work (jobs, comparisons): the same key with the same body answers 200 with what the first request
+created; with another body, 409 naming the object it created:
+
+    def create_thing(body: ThingCreate, idem: IdempotencyDep, ...) -> ThingPublic:
+        before = idem.replay(lambda key: find_thing(session, tenant, key), request_hash(body),
+                             hash_of=lambda t: t.request_hash, kind="thing")
+        if before is not None:
+            return thing_public(before)          # answered 200
+        ... create it with idempotency_key=idem.key ...
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, TypeVar
 
 import anyio
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from core.auth import resolve_api_key
-from core.errors import Unauthorized
+from core.errors import Conflict, Unauthorized
 from core.settings import Settings
 
 __all__ = [
     "INVALID_KEY",
     "CurrentTenant",
+    "Idempotency",
+    "IdempotencyDep",
     "PresentedKey",
     "SessionDep",
     "SettingsDep",
@@ -92,3 +105,57 @@ def get_current_tenant(session: SessionDep, key: PresentedKey) -> str:
 
 
 CurrentTenant = Annotated[str, Depends(get_current_tenant)]
+
+
+T = TypeVar("T")
+
+
+class Idempotency:
+    """The request's Idempotency-Key (`key`, None when none was sent) and the replay rule."""
+
+    def __init__(self, key: str | None, response: Response) -> None:
+        self.key = key
+        self._response = response
+
+    def replay(
+        self,
+        find: Callable[[str], T | None],
+        body_hash: str,
+        *,
+        hash_of: Callable[[T], str | None],
+        kind: str,
+    ) -> T | None:
+        """What this key created before (`find(key)`), the answer then 200; None without a key or when
+        the key is new. Conflict (409) when it came with another body (`hash_of(it) != body_hash`)."""
+        if self.key is None:
+            return None
+        existing = find(self.key)
+        if existing is None:
+            return None
+        if hash_of(existing) != body_hash:
+            raise Conflict(
+                "this Idempotency-Key was used with a different request body",
+                details={f"{kind}_id": existing.id, "field": "Idempotency-Key"},
+            )
+        self._response.status_code = status.HTTP_200_OK
+        return existing
+
+
+async def get_idempotency(
+    response: Response,
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=200,
+            description="the same key with the same body returns what the first request created (200); "
+            "with another body: 409",
+        ),
+    ] = None,
+) -> Idempotency:
+    # async: no I/O here, so no thread-pool hop
+    return Idempotency(key, response)
+
+
+IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]

@@ -1,17 +1,18 @@
-"""What the job and comparison routes share when they create work: the canonical request hash behind
-`Idempotency-Key`, and sending training tasks (a broker that is down leaves jobs queued for the worker's
-reconciler, with a warning event, instead of failing the request)."""
+"""What the job and comparison routes share when they create work: sending training tasks (a broker that is
+down leaves jobs queued for the worker's reconciler, with a warning event, instead of failing the request),
+and the canonical request hash behind `Idempotency-Key` (`core.db.jobs.request_hash`, re-exported).
+
+    dispatch(session, job_ids, settings)    # after the jobs are committed
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 
-from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from core.db import jobs as jobstate
+from core.db.jobs import request_hash
 from core.queue import send_train
 from core.settings import Settings
 
@@ -20,13 +21,6 @@ __all__ = ["dispatch", "request_hash"]
 log = logging.getLogger("simtrain.api")
 
 BROKER_DOWN = "the broker is unreachable; the job stays queued and is sent when it is back"
-
-
-def request_hash(body: BaseModel) -> str:
-    canonical = json.dumps(
-        body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=True
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def dispatch(session: Session, job_ids: list[str], settings: Settings) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from http import HTTPStatus
 from typing import Any
 
@@ -26,6 +25,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import RateLimited, SimtrainError
+from core.jsonsafe import json_safe
 
 __all__ = [
     "document_error_responses",
@@ -62,7 +62,8 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
 def error_response(
     status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse(error_body(code, message, _jsonable(details)), status_code=status, headers=headers)
+    body = error_body(code, message, json_safe(details, nonfinite="str"))
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def send_error(
@@ -74,26 +75,11 @@ async def send_error(
     headers: dict[str, str] | None = None,
 ) -> None:
     """The same body as `error_response`, sent by a pure ASGI middleware through its `send`."""
-    body = json.dumps(error_body(code, message, _jsonable(details))).encode()
+    body = json.dumps(error_body(code, message, json_safe(details, nonfinite="str"))).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
-
-
-def _jsonable(value: Any) -> Any:
-    """Make validation details JSON-safe (bytes, NaN, exceptions in ctx...)."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, bytes):
-        return value[:200].decode("utf-8", "replace")
-    return str(value)
 
 
 _LOC_ROOTS = ("body", "query", "path", "header", "cookie")

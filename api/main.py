@@ -20,6 +20,7 @@ from api.limits import BodyLimitMiddleware
 from api.routes import API_PREFIX, artifacts, comparisons, datasets, health, jobs, pages, predict, similarity
 from api.routes.health import AppMetrics, MetricsMiddleware
 from api.routes.predict import ModelCache
+from api.routes.unversioned import redirect_router
 from core.db import make_engine, make_sessionmaker
 from core.settings import Settings, get_settings
 from core.storage import make_storage
@@ -33,7 +34,8 @@ Training as a service for classifiers whose loss knows that some mistakes are wo
 
 Upload a dataset (or use `builtin:digits`), describe how alike the classes are (`similarity`) and which
 loss to train with, and follow the job. Every `/v1` route needs `Authorization: Bearer <API key>`.
-Errors are `{"error": {"code", "message", "details"}}`.
+Errors are `{"error": {"code", "message", "details"}}`. The unversioned paths (`POST /jobs`, ...) answer
+308 to their `/v1` twins, method and body kept (`curl -L`).
 """
 
 
@@ -96,8 +98,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestDeadline, seconds=settings.request_timeout_s)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
 
-    for module in (health, datasets, jobs, artifacts, predict, comparisons, similarity, pages):
+    modules = (health, datasets, jobs, artifacts, predict, comparisons, similarity, pages)
+    for module in modules:
         app.include_router(module.router)
+    app.include_router(redirect_router(m.router for m in modules))  # /jobs... -> 308 -> /v1/jobs...
 
     generate_openapi = app.openapi
 

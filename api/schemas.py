@@ -1,19 +1,19 @@
 """Public (response) schemas of the REST API, separate from what clients send.
 
 What clients send: `core.jobspec.JobCreate` (POST /v1/jobs), `PredictRequest`, and the upload form
-(`file`, `name`, `label_column`, bounded in the route). Every string field has a length limit.
+(`file`, `name`, `label_column`, bounded in the route). Every string field has a length limit. The
+comparison schemas are in `api.schemas_comparisons`; the cursors (`encode_cursor`, `decode_cursor`) in
+`api.pagination`.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.errors import InvalidInput
+from api.pagination import decode_cursor, encode_cursor  # their home; still importable from here
 
 __all__ = [
     "ArtifactList",
@@ -40,27 +40,6 @@ __all__ = [
     "decode_cursor",
     "encode_cursor",
 ]
-
-
-# ------------------------------------------------------------------------------ opaque keyset cursors
-
-
-def encode_cursor(created_at: datetime, row_id: str) -> str:
-    """An opaque cursor for keyset pagination over (created_at, id), newest first."""
-    raw = json.dumps([created_at.astimezone(UTC).isoformat(), row_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, field: str = "cursor") -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, row_id = json.loads(raw)
-        when = datetime.fromisoformat(created)
-        if when.tzinfo is None or not isinstance(row_id, str) or len(row_id) > 64:
-            raise ValueError("bad cursor")
-        return when, row_id
-    except (ValueError, TypeError, UnicodeDecodeError) as e:
-        raise InvalidInput(field, "not a cursor returned by this API") from e
 
 
 class ErrorInfo(BaseModel):

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from api.deps import CurrentTenant, SessionDep, StorageDep
 from api.routes import API_PREFIX
-from api.routes.jobs import get_job_row
 from api.schemas import ArtifactList, ArtifactPublic
+from core.db import jobs as jobstate
 from core.db.models import JobArtifact
 from core.errors import NotFound
 
@@ -24,7 +24,7 @@ CHUNK = 256 * 1024
 
 @router.get("/{job_id}/artifacts", response_model=ArtifactList)
 def list_artifacts(job_id: str, session: SessionDep, tenant: CurrentTenant) -> ArtifactList:
-    job = get_job_row(session, tenant, job_id)
+    job = jobstate.get_for_tenant(session, tenant, job_id)
     rows = session.execute(
         select(JobArtifact).where(JobArtifact.job_id == job.id).order_by(JobArtifact.name)
     ).scalars()
@@ -59,7 +59,7 @@ def download_artifact(
     tenant: CurrentTenant,
     if_none_match: Annotated[str | None, Header(alias="If-None-Match", max_length=200)] = None,
 ) -> Response:
-    job = get_job_row(session, tenant, job_id)
+    job = jobstate.get_for_tenant(session, tenant, job_id)
     if not ARTIFACT_NAME.match(name) or ".." in name:
         raise NotFound(f"no artifact named {name!r}")
     row = session.execute(

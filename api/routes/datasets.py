@@ -10,19 +10,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from fastapi.responses import JSONResponse
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import delete, select
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentTenant, SessionDep, SettingsDep, StorageDep
+from api.pagination import CursorParam, keyset_page
 from api.routes import API_PREFIX
-from api.schemas import (
-    BuiltinDatasetList,
-    BuiltinDatasetPublic,
-    DatasetList,
-    DatasetPublic,
-    decode_cursor,
-    encode_cursor,
-)
+from api.schemas import BuiltinDatasetList, BuiltinDatasetPublic, DatasetList, DatasetPublic
 from core.data import BUILTIN_DATASETS
 from core.dataset_store import (
     BUILTIN_PREFIX,
@@ -103,21 +97,11 @@ def list_datasets(
     session: SessionDep,
     tenant: CurrentTenant,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: CursorParam = None,
 ) -> DatasetList:
     query = select(Dataset).where(Dataset.tenant_id == tenant)
-    if cursor:
-        created, last_id = decode_cursor(cursor)
-        query = query.where(
-            or_(Dataset.created_at < created, and_(Dataset.created_at == created, Dataset.id < last_id))
-        )
-    rows = (
-        session.execute(query.order_by(Dataset.created_at.desc(), Dataset.id.desc()).limit(limit + 1))
-        .scalars()
-        .all()
-    )
-    next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
-    return DatasetList(items=[dataset_public(r) for r in rows[:limit]], next_cursor=next_cursor)
+    page = keyset_page(session, query, limit=limit, cursor=cursor)
+    return DatasetList(items=[dataset_public(r) for r in page.rows], next_cursor=page.next_cursor)
 
 
 @router.get("/builtin", response_model=BuiltinDatasetList)

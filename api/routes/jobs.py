@@ -7,17 +7,19 @@ import json
 import logging
 import time
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from sqlalchemy import Engine, and_, bindparam, case, func, or_, select
+from sqlalchemy import Engine, and_, bindparam, case, func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import INVALID_KEY, CurrentTenant, PresentedKey, SessionDep, SettingsDep
+from api.deps import INVALID_KEY, CurrentTenant, IdempotencyDep, PresentedKey, SessionDep, SettingsDep
 from api.dispatch import dispatch, request_hash
+from api.pagination import CursorParam, keyset_page
 from api.routes import API_PREFIX
 from api.schemas import (
     EpochRecord,
@@ -28,46 +30,25 @@ from api.schemas import (
     JobMetricsPublic,
     JobProgress,
     JobPublic,
-    decode_cursor,
-    encode_cursor,
 )
 from core.auth import lookup_hash
 from core.dataset_store import dataset_info
 from core.db import jobs as jobstate
-from core.db.models import TERMINAL, ApiKey, Job, JobEpoch, JobEvent, JobStatus
+from core.db.models import ApiKey, Job, JobEpoch, JobEvent
 from core.errors import Conflict, NotFound, RateLimited, Unauthorized
 from core.jobspec import JobCreate, validate_job
+from core.status import JOB_TERMINAL, JobStatus
 
 log = logging.getLogger("simtrain.api")
 
 router = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"])
 
-TERMINAL_VALUES = frozenset(s.value for s in TERMINAL)
 SSE_POLL_SECONDS = 0.5
 SSE_KEEPALIVE_SECONDS = 15.0
 MAX_EVENT_ID = 2**63 - 1  # event ids are BIGINT: a larger `after` would overflow the query (500)
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=200,
-        description="the same key with the same body returns the same job; with another body: 409",
-    ),
-]
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-
-
-def get_job_row(session: Session, tenant_id: str, job_id: str) -> Job:
-    """The tenant's job, or NotFound (also for another tenant's job)."""
-    job = session.execute(
-        select(Job).where(Job.id == job_id[:64], Job.tenant_id == tenant_id)
-    ).scalar_one_or_none()
-    if job is None:
-        raise NotFound(f"job {job_id[:64]!r} not found")
-    return job
 
 
 EpochTimes = tuple[datetime | None, datetime | None, int]
@@ -204,19 +185,15 @@ def read_job_status(engine: Engine, key: str, job_id: str) -> bytes:
     return job_public(row, times).model_dump_json().encode()
 
 
-def _replay(existing: Job, body_hash: str) -> Job:
-    if existing.request_hash != body_hash:
-        raise Conflict(
-            "this Idempotency-Key was used with a different request body",
-            details={"job_id": existing.id, "field": "Idempotency-Key"},
+def _check_room(session: Session, tenant: str, limit: int) -> None:
+    """RateLimited while the tenant has `limit` jobs queued or running (the tenant's row stays locked on
+    PostgreSQL until the new job is committed)."""
+    active = jobstate.count_active_locked(session, tenant)
+    if active >= limit:
+        raise RateLimited(
+            f"{active} jobs are queued or running, the limit is {limit}; retry when some have finished",
+            retry_after=30,
         )
-    return existing
-
-
-def _find_by_key(session: Session, tenant: str, key: str) -> Job | None:
-    return session.execute(
-        select(Job).where(Job.tenant_id == tenant, Job.idempotency_key == key)
-    ).scalar_one_or_none()
 
 
 # ------------------------------------------------------------------------------------------------- routes
@@ -235,31 +212,20 @@ def _find_by_key(session: Session, tenant: str, key: str) -> Job | None:
     },
 )
 def create_job(
-    body: JobCreate,
-    response: Response,
-    session: SessionDep,
-    settings: SettingsDep,
-    tenant: CurrentTenant,
-    idempotency_key: IdempotencyKey = None,
+    body: JobCreate, session: SessionDep, settings: SettingsDep, tenant: CurrentTenant, idem: IdempotencyDep
 ) -> JobPublic:
     body_hash = request_hash(body)
-    if idempotency_key is not None:
-        existing = _find_by_key(session, tenant, idempotency_key)
-        if existing is not None:
-            response.status_code = status.HTTP_200_OK
-            return job_public(_replay(existing, body_hash))
 
+    def replay() -> Job | None:  # what this Idempotency-Key created (200), or a 409 for another body
+        find = partial(jobstate.find_by_key, session, tenant)
+        return idem.replay(find, body_hash, hash_of=lambda job: job.request_hash, kind="job")
+
+    before = replay()
+    if before is not None:
+        return job_public(before)
     info = dataset_info(session, tenant, body.dataset)
     spec = validate_job(body, info.classes, max_epochs=settings.max_epochs)
-
-    active = jobstate.count_active_locked(session, tenant)
-    if active >= settings.max_active_jobs_per_tenant:
-        raise RateLimited(
-            f"{active} jobs are queued or running, the limit is {settings.max_active_jobs_per_tenant}; "
-            "retry when some have finished",
-            retry_after=30,
-        )
-
+    _check_room(session, tenant, settings.max_active_jobs_per_tenant)
     try:
         job = jobstate.create_job(
             session,
@@ -268,18 +234,16 @@ def create_job(
             spec=spec,
             epochs=body.training.epochs,
             max_attempts=settings.max_attempts,
-            idempotency_key=idempotency_key,
+            idempotency_key=idem.key,
             request_hash=body_hash,
         )
         session.commit()
     except IntegrityError:  # the same Idempotency-Key at the same moment: the other request won
         session.rollback()
-        existing = _find_by_key(session, tenant, idempotency_key) if idempotency_key else None
-        if existing is None:
+        before = replay()
+        if before is None:
             raise
-        response.status_code = status.HTTP_200_OK
-        return job_public(_replay(existing, body_hash))
-
+        return job_public(before)
     dispatch(session, [job.id], settings)
     session.refresh(job)
     return job_public(job)
@@ -291,19 +255,13 @@ def list_jobs(
     tenant: CurrentTenant,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: CursorParam = None,
 ) -> JobList:
     query = select(Job).where(Job.tenant_id == tenant)
     if status_ is not None:
         query = query.where(Job.status == status_.value)
-    if cursor:
-        created, last_id = decode_cursor(cursor)
-        query = query.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < last_id)))
-    rows = (
-        session.execute(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)).scalars().all()
-    )
-    next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
-    return JobList(items=[job_public(r) for r in rows[:limit]], next_cursor=next_cursor)
+    page = keyset_page(session, query, limit=limit, cursor=cursor)
+    return JobList(items=[job_public(r) for r in page.rows], next_cursor=page.next_cursor)
 
 
 @router.get("/{job_id}", response_model=JobPublic)
@@ -320,11 +278,11 @@ async def get_job(job_id: str, request: Request, key: PresentedKey) -> Response:
     responses={409: {"description": "the job has already ended (its status is named)"}},
 )
 def cancel_job(job_id: str, session: SessionDep, tenant: CurrentTenant) -> JobPublic:
-    job = get_job_row(session, tenant, job_id)
-    if job.status in TERMINAL_VALUES:
+    job = jobstate.get_for_tenant(session, tenant, job_id)
+    if job.status in JOB_TERMINAL:
         raise Conflict(f"job {job.id} is already {job.status}", details={"status": job.status})
     new_status = jobstate.request_cancel(session, job.id)
-    if new_status in TERMINAL_VALUES and new_status != JobStatus.cancelled.value:
+    if new_status in JOB_TERMINAL and new_status != JobStatus.cancelled.value:
         raise Conflict(f"job {job.id} is already {new_status}", details={"status": new_status})
     session.refresh(job)
     return job_public(job)
@@ -353,7 +311,7 @@ def list_events(
     after: Annotated[int, Query(ge=0, le=MAX_EVENT_ID, description="only events with a larger id")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> EventList:
-    job = get_job_row(session, tenant, job_id)
+    job = jobstate.get_for_tenant(session, tenant, job_id)
     events = _events_after(session, job.id, after, limit)
     return EventList(
         items=[_event_public(e) for e in events], last_id=events[-1].id if events else after or None
@@ -387,7 +345,7 @@ async def stream_events(
 
     def the_job() -> Job:
         try:
-            return get_job_row(session, tenant, job_id)
+            return jobstate.get_for_tenant(session, tenant, job_id)
         finally:
             session.close()  # end the transaction (auth + job row): hold no connection while streaming
 
@@ -415,9 +373,9 @@ async def stream_events(
                 yield _sse(event)
                 last = event.id
                 last_sent = time.monotonic()
-                if event.kind == "state" and (event.data or {}).get("status") in TERMINAL_VALUES:
+                if event.kind == "state" and (event.data or {}).get("status") in JOB_TERMINAL:
                     return
-            if not events and (st is None or st in TERMINAL_VALUES):
+            if not events and (st is None or st in JOB_TERMINAL):
                 return
             if time.monotonic() >= deadline:
                 yield f"event: timeout\ndata: {json.dumps({'after': last})}\n\n"
@@ -439,7 +397,7 @@ async def stream_events(
 
 @router.get("/{job_id}/metrics", response_model=JobMetricsPublic)
 def job_metrics(job_id: str, session: SessionDep, tenant: CurrentTenant) -> JobMetricsPublic:
-    job = get_job_row(session, tenant, job_id)
+    job = jobstate.get_for_tenant(session, tenant, job_id)
     rows = session.execute(
         select(JobEpoch).where(JobEpoch.job_id == job.id).order_by(JobEpoch.epoch)
     ).scalars()

@@ -16,10 +16,11 @@ from sqlalchemy import select
 
 from api.deps import CurrentTenant, SessionDep, SettingsDep, StorageDep
 from api.routes import API_PREFIX
-from api.routes.jobs import get_job_row
 from api.schemas import PredictPublic, PredictRequest
-from core.db.models import JobArtifact, JobStatus
+from core.db import jobs as jobstate
+from core.db.models import JobArtifact
 from core.errors import Conflict, InvalidInput, ServiceUnavailable
+from core.status import JobStatus
 
 router = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["predict"])
 
@@ -130,7 +131,7 @@ def predict(
 ) -> PredictPublic:
     import torch
 
-    job = get_job_row(session, tenant, job_id)
+    job = jobstate.get_for_tenant(session, tenant, job_id)
     if job.status != JobStatus.succeeded.value:
         raise Conflict(
             f"job {job.id} is {job.status}; predictions need a succeeded job", details={"status": job.status}

@@ -1,6 +1,8 @@
-"""The report of a comparison, built from its children's stored metrics, epochs and predictions.
+"""The report of a comparison, built from its children's final metrics, epochs and predictions. Pure: it
+reads nothing; `core.compare.service` loads the children (`ChildRun`) and stores what this returns.
 
-    report = comparison_report(session, storage, comparison)     # all children terminal
+    report = build_report(runs, classes=..., similarity_spec=..., seeds=[10, 11],
+                          variants=["baseline", "simloss"])
     report["variants"]["simloss"]["metrics"]["accuracy"]        # {"mean", "std", "n", "values"}
     report["variants"]["simloss"]["differences"]["mistake_severity"]
         # {"diff", "ci_low", "ci_high", "distinguishable", "better", "improved", "per_seed", ...}
@@ -31,8 +33,6 @@ a mean statistic equals the mean over seeds of the stored metric.
 
 from __future__ import annotations
 
-import io
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +40,8 @@ from typing import Any
 import numpy as np
 
 from core.compare.stats import mean_std, paired_bootstrap_many
+from core.jsonsafe import json_safe
+from core.status import JobStatus
 
 __all__ = [
     "HEADLINE",
@@ -48,9 +50,8 @@ __all__ = [
     "REPORT_VERSION",
     "ChildRun",
     "build_report",
-    "comparison_report",
-    "load_children",
     "per_sample_statistics",
+    "similarity_info",
 ]
 
 REPORT_VERSION = 1
@@ -96,23 +97,6 @@ class ChildRun:
 
 
 # ----------------------------------------------------------------------------------------- statistics
-
-
-def _clean(x: Any) -> Any:
-    """JSON-safe copy: non-finite floats become None, numpy scalars become python numbers."""
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _clean(x.tolist())
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(float(x)) else None
-    return x
 
 
 def _is_number(v: Any) -> bool:
@@ -211,58 +195,22 @@ def build_report(
     bootstrap_seed: int = 0,
 ) -> dict[str, Any]:
     """The comparison report (see the module docstring) from its child runs."""
-    sim, values, period, groups = similarity_info(similarity_spec, classes)
+    sim_info = similarity_info(similarity_spec, classes)
     c = len(classes)
-    probe = per_sample_statistics(np.zeros(1, dtype=np.int64), np.eye(c)[:1], sim, values, period, groups)
-    headline = [m for m in HEADLINE if m in probe]
-
+    headline = _applicable_headline(sim_info, c)
     by_key = {(r.variant, r.seed): r for r in runs}
-    ok = [r for r in runs if r.status == "succeeded" and r.metrics is not None]
+    boot = {"n_boot": n_boot, "confidence": confidence, "boot_seed": bootstrap_seed}
     report_variants: dict[str, Any] = {}
     for name in variants:
-        mine = sorted((r for r in ok if r.variant == name), key=lambda r: r.seed)
-        all_mine = sorted((r for r in runs if r.variant == name), key=lambda r: r.seed)
-        keys = sorted(
-            {
-                k
-                for r in mine
-                for k, v in r.metrics.items()
-                if k not in _SKIP_METRICS and (_is_number(v) or v is None)
-            }
-        )
-        entry: dict[str, Any] = {
-            "job_ids": [r.job_id for r in all_mine],
-            "runs": len(all_mine),
-            "succeeded": len(mine),
-            "metrics": {k: mean_std([r.metrics.get(k) for r in mine]) for k in keys},
-            "curves": _curves(mine),
-            "confusion_matrix": None,
-        }
-        if c <= MAX_MATRIX_CLASSES:
-            mats = [np.asarray(r.metrics.get("confusion_matrix") or []) for r in mine]
-            mats = [m for m in mats if m.shape == (c, c)]
-            if mats:
-                entry["confusion_matrix"] = np.sum(mats, axis=0).astype(np.int64).tolist()
+        entry = _variant_entry(name, runs, c)
         if name != baseline:
-            entry["differences"] = _differences(
-                name,
-                baseline,
-                seeds,
-                by_key,
-                headline,
-                (sim, values, period, groups),
-                n_boot=n_boot,
-                confidence=confidence,
-                boot_seed=bootstrap_seed,
-            )
+            entry["differences"] = _differences(name, baseline, seeds, by_key, headline, sim_info, **boot)
         report_variants[name] = entry
-
-    order = {v: i for i, v in enumerate(variants)}
     report = {
         "version": REPORT_VERSION,
         "classes": list(classes),
         "similarity_spec": similarity_spec,
-        "similarity": sim.tolist() if c <= MAX_MATRIX_CLASSES else None,
+        "similarity": sim_info[0].tolist() if c <= MAX_MATRIX_CLASSES else None,
         "seeds": list(seeds),
         "variants_order": list(variants),
         "baseline": baseline,
@@ -271,23 +219,125 @@ def build_report(
         "confidence": confidence,
         "n_boot": n_boot,
         "bootstrap_seed": bootstrap_seed,
-        "runs": [
-            {
-                "job_id": r.job_id,
-                "variant": r.variant,
-                "seed": r.seed,
-                "status": r.status,
-                "error": r.error,
-                "epochs_completed": r.epochs_completed,
-                "metrics": (
-                    {k: v for k, v in r.metrics.items() if k != "confusion_matrix"} if r.metrics else None
-                ),
-            }
-            for r in sorted(runs, key=lambda r: (r.seed, order.get(r.variant, len(order)), r.variant))
-        ],
+        "runs": _run_entries(runs, variants),
         "variants": report_variants,
     }
-    return _clean(report)
+    return json_safe(report)
+
+
+def _applicable_headline(sim_info: tuple, c: int) -> list[str]:
+    """The HEADLINE metrics this similarity has per-sample statistics for."""
+    probe = per_sample_statistics(np.zeros(1, dtype=np.int64), np.eye(c)[:1], *sim_info)
+    return [m for m in HEADLINE if m in probe]
+
+
+def _succeeded(run: ChildRun) -> bool:
+    return run.status == JobStatus.succeeded and run.metrics is not None
+
+
+def _variant_entry(name: str, runs: list[ChildRun], c: int) -> dict[str, Any]:
+    """A variant's runs, its metrics as mean +- std over seeds, its curves and summed confusion matrix."""
+    all_mine = sorted((r for r in runs if r.variant == name), key=lambda r: r.seed)
+    mine = [r for r in all_mine if _succeeded(r)]
+    keys = sorted(
+        {
+            k
+            for r in mine
+            for k, v in r.metrics.items()
+            if k not in _SKIP_METRICS and (_is_number(v) or v is None)
+        }
+    )
+    entry: dict[str, Any] = {
+        "job_ids": [r.job_id for r in all_mine],
+        "runs": len(all_mine),
+        "succeeded": len(mine),
+        "metrics": {k: mean_std([r.metrics.get(k) for r in mine]) for k in keys},
+        "curves": _curves(mine),
+        "confusion_matrix": None,
+    }
+    if c <= MAX_MATRIX_CLASSES:
+        mats = [np.asarray(r.metrics.get("confusion_matrix") or []) for r in mine]
+        mats = [m for m in mats if m.shape == (c, c)]
+        if mats:
+            entry["confusion_matrix"] = np.sum(mats, axis=0).astype(np.int64).tolist()
+    return entry
+
+
+def _run_entries(runs: list[ChildRun], variants: list[str]) -> list[dict[str, Any]]:
+    """One entry per child run, by seed then variant order (confusion matrix left out)."""
+    order = {v: i for i, v in enumerate(variants)}
+    return [
+        {
+            "job_id": r.job_id,
+            "variant": r.variant,
+            "seed": r.seed,
+            "status": r.status,
+            "error": r.error,
+            "epochs_completed": r.epochs_completed,
+            "metrics": {k: v for k, v in r.metrics.items() if k != "confusion_matrix"} if r.metrics else None,
+        }
+        for r in sorted(runs, key=lambda r: (r.seed, order.get(r.variant, len(order)), r.variant))
+    ]
+
+
+@dataclass
+class _Pairs:
+    """Per headline metric: the pooled per-sample (numerator, denominator) of baseline and variant, the
+    seed of every pooled sample, and the per-seed differences of the stored metrics."""
+
+    pooled: dict[str, list[list[np.ndarray]]]
+    strata: list[np.ndarray]
+    per_seed: dict[str, list[dict[str, Any]]]
+
+
+def _pair_seeds(
+    name: str,
+    baseline: str,
+    seeds: list[int],
+    by_key: dict[tuple[str, int], ChildRun],
+    headline: list[str],
+    sim_info: tuple,
+) -> _Pairs:
+    pairs = _Pairs({m: [[], [], [], []] for m in headline}, [], {m: [] for m in headline})
+    for seed in seeds:
+        b, v = by_key.get((baseline, seed)), by_key.get((name, seed))
+        if b is None or v is None or b.metrics is None or v.metrics is None:
+            continue
+        for m in headline:
+            mb, mv = b.metrics.get(m), v.metrics.get(m)
+            diff = mv - mb if _is_number(mb) and _is_number(mv) else None
+            pairs.per_seed[m].append({"seed": seed, "baseline": mb, "variant": mv, "diff": diff})
+        if b.predictions is None or v.predictions is None:
+            continue
+        tb, pb, tv, pv = _aligned(b.predictions, v.predictions)
+        if not np.array_equal(tb, tv):  # not the same samples after all: nothing to pair
+            continue
+        sb = per_sample_statistics(tb, pb, *sim_info)
+        sv = per_sample_statistics(tv, pv, *sim_info)
+        ones = np.ones(len(tb))
+        for m in headline:
+            pairs.pooled[m][0].append(sb[m][0])
+            pairs.pooled[m][1].append(ones if sb[m][1] is None else sb[m][1])
+            pairs.pooled[m][2].append(sv[m][0])
+            pairs.pooled[m][3].append(ones if sv[m][1] is None else sv[m][1])
+        pairs.strata.append(np.full(len(tb), seed))
+    return pairs
+
+
+def _no_ci(confidence: float, boot_seed: int) -> dict[str, Any]:
+    return {
+        "diff": None,
+        "stat_a": None,
+        "stat_b": None,
+        "ci_low": None,
+        "ci_high": None,
+        "confidence": confidence,
+        "distinguishable": False,
+        "n": 0,
+        "n_boot": 0,
+        "method": None,
+        "seed": boot_seed,
+    }
 
 
 def _differences(
@@ -302,59 +352,20 @@ def _differences(
     confidence: float,
     boot_seed: int,
 ) -> dict[str, Any]:
-    pooled: dict[str, list[list[np.ndarray]]] = {m: [[], [], [], []] for m in headline}
-    strata: list[np.ndarray] = []
-    per_seed: dict[str, list[dict[str, Any]]] = {m: [] for m in headline}
-    for seed in seeds:
-        b, v = by_key.get((baseline, seed)), by_key.get((name, seed))
-        if b is None or v is None or b.metrics is None or v.metrics is None:
-            continue
-        for m in headline:
-            mb, mv = b.metrics.get(m), v.metrics.get(m)
-            diff = mv - mb if _is_number(mb) and _is_number(mv) else None
-            per_seed[m].append({"seed": seed, "baseline": mb, "variant": mv, "diff": diff})
-        if b.predictions is None or v.predictions is None:
-            continue
-        tb, pb, tv, pv = _aligned(b.predictions, v.predictions)
-        if not np.array_equal(tb, tv):  # not the same samples after all: nothing to pair
-            continue
-        sb = per_sample_statistics(tb, pb, *sim_info)
-        sv = per_sample_statistics(tv, pv, *sim_info)
-        ones = np.ones(len(tb))
-        for m in headline:
-            pooled[m][0].append(sb[m][0])
-            pooled[m][1].append(ones if sb[m][1] is None else sb[m][1])
-            pooled[m][2].append(sv[m][0])
-            pooled[m][3].append(ones if sv[m][1] is None else sv[m][1])
-        strata.append(np.full(len(tb), seed))
-
+    """Per headline metric: the paired difference variant - baseline (see the module docstring)."""
+    pairs = _pair_seeds(name, baseline, seeds, by_key, headline, sim_info)
     cis: dict[str, dict[str, Any]] = {}
-    if strata:
+    if pairs.strata:
         inputs = {}
         for m in headline:
-            a, den_a, b_, den_b = (np.concatenate(parts) for parts in pooled[m])
+            a, den_a, b_, den_b = (np.concatenate(parts) for parts in pairs.pooled[m])
             inputs[m] = (a, b_, den_a, den_b)
         cis = paired_bootstrap_many(
-            inputs, strata=np.concatenate(strata), n_boot=n_boot, confidence=confidence, seed=boot_seed
+            inputs, strata=np.concatenate(pairs.strata), n_boot=n_boot, confidence=confidence, seed=boot_seed
         )
     out: dict[str, Any] = {}
     for m in headline:
-        ci = dict(
-            cis.get(m)
-            or {
-                "diff": None,
-                "stat_a": None,
-                "stat_b": None,
-                "ci_low": None,
-                "ci_high": None,
-                "confidence": confidence,
-                "distinguishable": False,
-                "n": 0,
-                "n_boot": 0,
-                "method": None,
-                "seed": boot_seed,
-            }
-        )
+        ci = dict(cis.get(m) or _no_ci(confidence, boot_seed))
         baseline_value, variant_value = ci.pop("stat_a", None), ci.pop("stat_b", None)
         higher = HIGHER_IS_BETTER.get(m, True)
         improved = bool(ci["distinguishable"] and ci["diff"] is not None and ((ci["diff"] > 0) == higher))
@@ -365,87 +376,8 @@ def _differences(
             "better": "higher" if higher else "lower",
             "improved": improved,
             "worse": bool(ci["distinguishable"] and not improved),
-            "seeds_paired": len(strata),
-            "per_seed": per_seed[m],
-            "per_seed_mean": mean_std([d["diff"] for d in per_seed[m]]),
+            "seeds_paired": len(pairs.strata),
+            "per_seed": pairs.per_seed[m],
+            "per_seed_mean": mean_std([d["diff"] for d in pairs.per_seed[m]]),
         }
     return out
-
-
-# ------------------------------------------------------------------------------------ from the database
-
-
-def _load_predictions(storage: Any, key: str) -> dict[str, np.ndarray] | None:
-    try:
-        raw = storage.get_bytes(key)
-    except (FileNotFoundError, OSError, ValueError):
-        return None
-    try:
-        with np.load(io.BytesIO(raw), allow_pickle=False) as z:
-            return {k: np.asarray(z[k]) for k in ("indices", "targets", "probs")}
-    except (KeyError, ValueError, OSError):
-        return None
-
-
-def load_children(session: Any, storage: Any, comparison_id: str) -> list[ChildRun]:
-    """The comparison's child jobs with their final metrics, epoch history and stored predictions."""
-    from sqlalchemy import select
-
-    from core.db.models import Job, JobArtifact, JobEpoch
-
-    jobs = session.execute(select(Job).where(Job.comparison_id == comparison_id)).scalars().all()
-    ids = [j.id for j in jobs]
-    history: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    preds: dict[str, str] = {}
-    if ids:
-        rows = session.execute(
-            select(JobEpoch.job_id, JobEpoch.record)
-            .where(JobEpoch.job_id.in_(ids))
-            .order_by(JobEpoch.job_id, JobEpoch.epoch)
-        )
-        for job_id, record in rows:
-            history[job_id].append(record or {})
-        rows = session.execute(
-            select(JobArtifact.job_id, JobArtifact.storage_key).where(
-                JobArtifact.job_id.in_(ids), JobArtifact.name == "predictions.npz"
-            )
-        )
-        preds = {job_id: key for job_id, key in rows}
-    out = []
-    for j in jobs:
-        seed = int(((j.spec or {}).get("training") or {}).get("seed") or 0)
-        succeeded = j.status == "succeeded"
-        out.append(
-            ChildRun(
-                job_id=j.id,
-                variant=j.variant or "",
-                seed=seed,
-                status=j.status,
-                metrics=j.final_metrics if succeeded else None,
-                history=history.get(j.id, []),
-                predictions=_load_predictions(storage, preds[j.id]) if succeeded and j.id in preds else None,
-                error={"code": j.error_code, "message": j.error_message or ""} if j.error_code else None,
-                epochs_completed=j.epoch,
-            )
-        )
-    return out
-
-
-def comparison_report(session: Any, storage: Any, comparison: Any, *, n_boot: int = 2000) -> dict[str, Any]:
-    """Build the report of `comparison` (a `core.db.models.Comparison` whose children have all ended).
-
-    Its `spec` holds the request plus `classes` (resolved), `seed_values` and `variant_names`."""
-    spec = comparison.spec or {}
-    runs = load_children(session, storage, comparison.id)
-    variants = list(spec.get("variant_names") or [])
-    for r in runs:
-        if r.variant not in variants:
-            variants.append(r.variant)
-    return build_report(
-        runs,
-        classes=list(spec.get("classes") or []),
-        similarity_spec=spec.get("similarity"),
-        seeds=list(spec.get("seed_values") or sorted({r.seed for r in runs})),
-        variants=variants,
-        n_boot=n_boot,
-    )

@@ -9,6 +9,7 @@ The cross-entropy `baseline` is always one of the variants (added first when the
         {"name": "simloss", "loss": {"kind": "simloss"}}], "seeds": 2, "similarity": {...}})
     for variant, seed, job in child_jobs(req, seed_values(req)):
         ...
+    seed_of(job_spec)          # the training seed a stored child job spec trains with
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ __all__ = [
     "ComparisonCreate",
     "VariantSpec",
     "child_jobs",
+    "seed_of",
     "seed_values",
+    "variants_public",
     "variants_with_baseline",
 ]
 
@@ -105,6 +108,16 @@ def variants_with_baseline(req: ComparisonCreate) -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = [(BASELINE, BASELINE_LOSS)]
     out += [(v.name, v.loss) for v in req.variants if v.name != BASELINE]
     return out
+
+
+def variants_public(req: ComparisonCreate) -> list[dict[str, Any]]:
+    """`{"name", "loss"}` (the loss as JSON) for every variant, the cross-entropy baseline first."""
+    return [{"name": name, "loss": _loss_dict(loss)} for name, loss in variants_with_baseline(req)]
+
+
+def seed_of(job_spec: dict[str, Any] | None) -> int:
+    """The training seed of a (stored) job spec: `training.seed`, 0 when there is none."""
+    return int(((job_spec or {}).get("training") or {}).get("seed") or 0)
 
 
 def seed_values(req: ComparisonCreate) -> list[int]:

@@ -6,20 +6,28 @@
 Terminal states never change: no statement here updates a row whose status is terminal. A worker owns a
 running job only while `lease_owner` is its id and `lease_expires_at` is in the future; it extends the
 lease by heartbeat. A duplicate delivery finds a live lease (or a terminal state) and leaves the job alone.
+
+Reads the API shares: `get_for_tenant` (another tenant's job is NotFound), `find_by_key` (the job an
+Idempotency-Key created) and `request_hash` (the canonical hash of a request body it is stored with).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from core.db.models import TERMINAL, Job, JobArtifact, JobEpoch, JobEvent, JobStatus, Tenant
+from core.db.models import Job, JobArtifact, JobEpoch, JobEvent, JobStatus, Tenant
 from core.db.types import now as utcnow
+from core.errors import NotFound
+from core.status import JOB_TERMINAL
 
 __all__ = [
     "ClaimOutcome",
@@ -29,13 +37,16 @@ __all__ = [
     "claimable_stale",
     "count_active_locked",
     "create_job",
+    "find_by_key",
     "finish",
+    "get_for_tenant",
     "heartbeat",
     "mark_dispatched",
     "record_artifact",
     "record_epoch",
     "release",
     "request_cancel",
+    "request_hash",
 ]
 
 ACTIVE = (JobStatus.queued.value, JobStatus.running.value)
@@ -54,6 +65,29 @@ class ClaimOutcome(StrEnum):
 class HeartbeatResult:
     owned: bool  # False: the lease was lost (expired and taken, or the job ended)
     cancel_requested: bool
+
+
+def request_hash(body: BaseModel) -> str:
+    """SHA-256 of the body's canonical JSON (sorted keys): equal for equal requests, whatever their order."""
+    canonical = json.dumps(
+        body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=True
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def get_for_tenant(s: Session, tenant_id: str, job_id: str) -> Job:
+    """The tenant's job, or NotFound (also for another tenant's job)."""
+    job = s.execute(select(Job).where(Job.id == job_id[:64], Job.tenant_id == tenant_id)).scalar_one_or_none()
+    if job is None:
+        raise NotFound(f"job {job_id[:64]!r} not found")
+    return job
+
+
+def find_by_key(s: Session, tenant_id: str, key: str) -> Job | None:
+    """The tenant's job created with this Idempotency-Key, if any."""
+    return s.execute(
+        select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key)
+    ).scalar_one_or_none()
 
 
 def add_event(s: Session, job_id: str, kind: str, message: str = "", data: dict | None = None) -> None:
@@ -105,7 +139,9 @@ def mark_dispatched(s: Session, job_id: str, when: datetime | None = None) -> No
     s.execute(update(Job).where(Job.id == job_id).values(dispatched_at=when or utcnow()))
 
 
-def claim(s: Session, job_id: str, owner: str, lease_seconds: float, now: datetime | None = None) -> ClaimOutcome:
+def claim(
+    s: Session, job_id: str, owner: str, lease_seconds: float, now: datetime | None = None
+) -> ClaimOutcome:
     """Atomically take the job for `owner`. Commits. Safe to call from any number of deliveries at once."""
     t = now or utcnow()
     claimable = or_(
@@ -135,7 +171,7 @@ def claim(s: Session, job_id: str, owner: str, lease_seconds: float, now: dateti
     job = s.get(Job, job_id, populate_existing=True)
     if job is None:
         return ClaimOutcome.missing
-    if job.status in TERMINAL:
+    if job.status in JOB_TERMINAL:
         return ClaimOutcome.terminal
     if job.status == JobStatus.running.value and job.lease_expires_at and job.lease_expires_at >= t:
         return ClaimOutcome.leased_elsewhere
@@ -260,7 +296,7 @@ def finish(
     device: str | None = None,
 ) -> bool:
     """End a job this worker owns. False when the lease was lost or the job already ended. Commits."""
-    assert status in TERMINAL
+    assert status in JOB_TERMINAL
     ok = _end(
         s,
         job_id,
@@ -297,7 +333,8 @@ def request_cancel(s: Session, job_id: str) -> str:
 
     Returns the job's status afterwards. Commits."""
     t = utcnow()
-    if _end(s, job_id, None, JobStatus.cancelled, t, message="cancelled", from_status=("queued",)):
+    queued = (JobStatus.queued.value,)
+    if _end(s, job_id, None, JobStatus.cancelled, t, message="cancelled", from_status=queued):
         s.commit()
         return JobStatus.cancelled.value
     res = s.execute(

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from compare_testlib import CLASSES, N_VAL, SIM_SPEC, synthetic_runs
 
-from core.compare.report import ChildRun, build_report, comparison_report
+from core.compare.report import ChildRun, build_report
+from core.compare.service import comparison_report
 
 
 @pytest.fixture(scope="module")
