@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import tempfile
 import warnings
@@ -29,6 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.figures import figure, matrix_heatmap, png_bytes, set_margins
+from core.jsonsafe import json_safe
 from core.models.build import rebuild_model
 
 __all__ = [
@@ -36,7 +37,6 @@ __all__ = [
     "ONNX_OPSET",
     "export_onnx",
     "load_model_from_artifacts",
-    "to_jsonable",
     "warm_plotting",
     "write_artifacts",
 ]
@@ -131,29 +131,12 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
     return buf.getvalue()
 
 
-def to_jsonable(value: Any) -> Any:
-    """Plain JSON values: numpy / torch scalars and arrays converted, NaN and infinities -> None."""
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, torch.Tensor):
-        return to_jsonable(value.detach().cpu().tolist())
-    if isinstance(value, np.ndarray):
-        return to_jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return to_jsonable(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 # ---------------------------------------------------------------------------------------------------------
 # file helpers and plots
 
 
 def _json_bytes(obj: Any) -> bytes:
-    return (json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n").encode("utf-8")
+    return (json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n").encode("utf-8")
 
 
 def _npz_bytes(**arrays: np.ndarray) -> bytes:
@@ -174,14 +157,11 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 # The plots are on the critical path of every job (written before it is marked succeeded), so they are
-# drawn for speed: the object-oriented API on a bare Figure + Agg canvas (no pyplot state), a modest size
-# and dpi, fixed margins computed from the label lengths (tight_layout costs a full extra draw), few ticks,
-# legends at a fixed place (loc="best" searches), and cell counts only for small matrices. worker/app.py
-# imports matplotlib (and builds its font cache) at start-up, so the first job does not pay for it.
+# drawn for speed (core.figures: a bare Agg figure, fixed margins, few ticks, cell counts only for small
+# matrices) and legends sit at a fixed place (loc="best" searches). worker/app.py imports matplotlib (and
+# builds its font cache) at start-up through warm_plotting, so the first job does not pay for it.
 
-_DPI = 80
 _ANNOTATE_MAX_CLASSES = 15  # write the count in each cell up to this many classes (~0.4 ms a cell)
-_TICK_LABELS_MAX_CLASSES = 40  # one labelled tick per class up to this many; fewer integer ticks beyond
 _LABEL_MAX_CHARS = 12
 
 
@@ -192,34 +172,11 @@ def warm_plotting() -> None:
     _confusion_png([[1, 0], [0, 1]], ["a", "b"])
 
 
-def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=_DPI)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=_DPI, metadata={"Software": None}, pil_kwargs={"compress_level": 1})
-    return buf.getvalue()
-
-
-def _margins(fig, left: float, right: float, bottom: float, top: float, **kw: float) -> None:
-    """Fixed margins in inches (subplots_adjust takes figure fractions)."""
-    width, height = fig.get_size_inches()
-    fig.subplots_adjust(
-        left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height, **kw
-    )
-
-
 def _curves_png(history: list[dict[str, Any]]) -> bytes:
     from matplotlib.ticker import MaxNLocator
 
-    fig = _figure(8, 3)
-    _margins(fig, left=0.55, right=0.15, bottom=0.5, top=0.3, wspace=0.25)
+    fig = figure(8, 3)
+    set_margins(fig, left=0.55, right=0.15, bottom=0.5, top=0.3, wspace=0.25)
     ax_loss, ax_acc = fig.subplots(1, 2)
     epochs = [r["epoch"] for r in history]
 
@@ -237,42 +194,22 @@ def _curves_png(history: list[dict[str, Any]]) -> bytes:
         ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
         ax.grid(alpha=0.3)
         ax.legend(loc=loc, fontsize=8)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _confusion_png(matrix: list[list[int]] | None, classes: list[str]) -> bytes:
-    from matplotlib.ticker import MaxNLocator
-
+    """The confusion matrix (zeros when there is none): counts in the cells, auto colour scale."""
     n = len(classes)
-    cm = np.asarray(matrix if matrix is not None else np.zeros((n, n)), dtype=np.float64).reshape(n, n)
-    labelled = 0 < n <= _TICK_LABELS_MAX_CLASSES
-    labels = [c if len(c) <= _LABEL_MAX_CHARS else c[: _LABEL_MAX_CHARS - 1] + "…" for c in classes]
-    # room for the tick labels (~0.06 in per character at fontsize 7) or for short integer ticks
-    label_in = 0.08 + 0.06 * max((len(c) for c in labels), default=1) if labelled else 0.3
-    side = min(3.2 + 0.2 * n, 9.0)  # the matrix itself, in inches
-    left, bottom, right, top = 0.3 + label_in, 0.3 + label_in, 0.9, 0.35
-    fig = _figure(left + side + right, bottom + side + top)
-    width, height = fig.get_size_inches()
-    ax = fig.add_axes((left / width, bottom / height, side / width, side / height))
-    cax = fig.add_axes(((left + side + 0.1) / width, bottom / height, 0.15 / width, side / height))
-    image = ax.imshow(cm, cmap="Blues", interpolation="nearest", aspect="auto")
-    fig.colorbar(image, cax=cax)
-    cax.tick_params(labelsize=7)
-    ax.set_title("confusion matrix (validation)", fontsize=9)
-    ax.set_xlabel("predicted", fontsize=8)
-    ax.set_ylabel("true", fontsize=8)
-    if labelled:
-        ax.set_xticks(range(n), labels, rotation=90, fontsize=7)
-        ax.set_yticks(range(n), labels, fontsize=7)
-    else:
-        for axis in (ax.xaxis, ax.yaxis):
-            axis.set_major_locator(MaxNLocator(nbins=10, integer=True))
-        ax.tick_params(labelsize=7)
-    if 0 < n <= _ANNOTATE_MAX_CLASSES:
-        threshold = cm.max() / 2 if cm.max() > 0 else 1
-        fontsize = 8 if n <= 12 else 6
-        for i in range(n):
-            for j in range(n):
-                color = "white" if cm[i, j] > threshold else "black"
-                ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", color=color, fontsize=fontsize)
-    return _png(fig)
+    cm = np.zeros((n, n)) if matrix is None else matrix
+    fig = matrix_heatmap(
+        cm,
+        list(classes),
+        title="confusion matrix (validation)",
+        xlabel="predicted",
+        ylabel="true",
+        value_format="{:.0f}",
+        annotate_max=_ANNOTATE_MAX_CLASSES,
+        white_above=0.5,
+        label_chars=_LABEL_MAX_CHARS,
+    )
+    return png_bytes(fig)

@@ -2,8 +2,10 @@
 the user types, kept in sessionStorage) and the static files they load.
 
 - `GET /ui/jobs`: jobs and comparisons with live progress, a job's curves and confusion matrix, the
-  comparison reports (`core.compare.html.render_jobs_page`).
-- `GET /static/{name}`: the files of `api/static/` (the vendored Chart.js UMD build and its licence).
+  comparison reports (`api.ui.render_jobs_page`, rendered once).
+- `GET /static/{name}`: the files of `api.ui.STATIC_DIR` (`api/ui/static/`: the pages' CSS and JavaScript,
+  the vendored Chart.js UMD build and its licence). The jobs page links them with a `?v=<content hash>`
+  query, so the hour they may be cached never outlives an upgrade.
 """
 
 from __future__ import annotations
@@ -14,14 +16,13 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
-from core.compare.html import render_jobs_page
+from api.ui import STATIC_DIR, render_jobs_page
 from core.errors import NotFound
 
-__all__ = ["STATIC_DIR", "router"]
+__all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 CONTENT_TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",

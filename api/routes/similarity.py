@@ -3,7 +3,8 @@
 - `POST /v1/similarity/preview` `{"classes": [...], "similarity": {...}}` -> `{"classes", "matrix",
   "values", "cyclic_period", "groups"}`; `?format=png` answers the heatmap instead.
 - `POST /v1/similarity/preview.png` (same body) and `GET /v1/similarity/preview.png?classes=a,b,c&similarity=<json>`
-  (also `GET /v1/similarity/preview?...&format=png|json`): the heatmap, drawn with matplotlib's Agg backend.
+  (also `GET /v1/similarity/preview?...&format=png|json`): the heatmap (`core.figures.matrix_heatmap` on a
+  fixed 0..1 scale, values written up to 12 classes).
 
 The spec is checked exactly as a job's (`core.similarity.build_similarity`): a bad one is a 422 naming the
 field (`similarity.values`).
@@ -11,7 +12,6 @@ field (`similarity.values`).
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Annotated, Any, Literal
 
@@ -22,10 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from api.deps import CurrentTenant
 from api.routes import API_PREFIX
 from core.errors import InvalidInput, SpecError
+from core.figures import matrix_heatmap, png_bytes
 from core.jobspec import ClassName
 from core.similarity import MAX_CLASSES, SimilaritySpec, build_similarity, class_groups, class_values
 
-__all__ = ["SimilarityPreview", "SimilarityPreviewRequest", "heatmap_png", "router"]
+__all__ = ["SimilarityPreview", "SimilarityPreviewRequest", "router"]
 
 router = APIRouter(prefix=f"{API_PREFIX}/similarity", tags=["similarity"])
 
@@ -67,53 +68,28 @@ def _preview(req: SimilarityPreviewRequest) -> tuple[Any, SimilarityPreview]:
     )
 
 
-def heatmap_png(sim: Any, classes: list[str], title: str = "") -> bytes:
-    """A PNG heatmap of the matrix (matplotlib Agg, no pyplot state: safe in threads)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    n = len(classes)
-    side = min(max(3.0 + 0.28 * n, 4.0), 12.0) if n <= 40 else 8.0
-    fig = Figure(figsize=(side + 1.2, side), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    im = ax.imshow(sim, vmin=0.0, vmax=1.0, cmap="Blues", interpolation="nearest")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    if n <= 40:
-        labels = [c if len(c) <= 14 else c[:13] + "\u2026" for c in classes]
-        ax.set_xticks(range(n), labels, rotation=60, ha="right", fontsize=8)
-        ax.set_yticks(range(n), labels, fontsize=8)
-        if n <= 12:
-            for i in range(n):
-                for j in range(n):
-                    v = float(sim[i][j])
-                    ax.text(
-                        j,
-                        i,
-                        f"{v:.2f}",
-                        ha="center",
-                        va="center",
-                        fontsize=7,
-                        color="white" if v > 0.6 else "black",
-                    )
-    else:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    ax.set_title(title or "similarity", fontsize=10)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+def _heatmap_png(sim: Any, classes: list[str], kind: str) -> bytes:
+    """S as a heatmap: the colour scale fixed to [0, 1], values written up to 12 classes."""
+    fig = matrix_heatmap(
+        sim,
+        classes,
+        title=f"similarity: {kind}",
+        vmin=0.0,
+        vmax=1.0,
+        value_format="{:.2f}",
+        annotate_max=12,
+        white_above=0.6,
+        label_chars=14,
+        dpi=100,
+    )
+    return png_bytes(fig)
 
 
 def _png_response(req: SimilarityPreviewRequest) -> Response:
     sim, preview = _preview(req)
     kind = getattr(req.similarity, "kind", "")
-    return Response(
-        heatmap_png(sim, preview.classes, f"similarity: {kind}"),
-        media_type="image/png",
-        headers={"Cache-Control": "no-store"},
-    )
+    png = _heatmap_png(sim, preview.classes, kind)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
 def _from_query(classes: list[str], similarity: str) -> SimilarityPreviewRequest:

@@ -4,8 +4,7 @@ cross-entropy baseline with paired statistics.
 - `core.compare.spec`: `ComparisonCreate` (the request), `child_jobs` (one `JobCreate` per variant and seed).
 - `core.compare.stats`: mean +- std over seeds, the paired bootstrap over validation samples (numpy).
 - `core.compare.report`: the report built from the children's stored metrics, epochs and predictions.
-- `core.compare.html`: the self-contained HTML report page and the jobs page.
-- `core.compare.cli`: `simtrain compare` (`compare_command`, `add_compare_arguments`).
+- `core.compare.service`: create, status, finalise and cancel comparisons (the database side).
 
 The REST routes are `api/routes/comparisons.py`; submodules are imported where used (this package
 imports nothing heavy on its own).

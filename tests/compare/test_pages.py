@@ -1,5 +1,5 @@
-"""The HTML report and the jobs page in headless Chromium: they render their charts without a console
-error, the report offline from a file, the jobs page against the real API. Screenshots go to
+"""The HTML report and the jobs page (`api.ui`) in headless Chromium: they render their charts without a
+console error, the report offline from a file, the jobs page against the real API. Screenshots go to
 `test-artifacts/` (git-ignored). Chromium comes from `scripts/install-chromium.sh`; without it these
 tests fail, they never skip."""
 
@@ -11,13 +11,12 @@ import pytest
 from compare_browser import Browser, find_chromium
 from compare_testlib import CLASSES, SIM_SPEC, synthetic_runs
 
-from core.compare.html import render_report_html
+from api.ui import render_report_page
 from core.compare.report import ChildRun, build_report
 from tests.live_server import live_server
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
-CHART_JS = (REPO / "api" / "static" / "chart.umd.min.js").read_text(encoding="utf-8")
 
 # a class name that would break the page if it were ever inserted as markup
 EVIL = '</script><img src=x onerror="window.__pwned=1">'
@@ -63,7 +62,7 @@ def test_report_page_renders_offline_without_errors(chromium, report, tmp_path):
     evil = dict(report)
     evil["similarity_spec"] = {**SIM_SPEC, "note": EVIL}
     page = tmp_path / "report.html"
-    page.write_text(render_report_html(evil, _meta(), chart_js=CHART_JS), encoding="utf-8")
+    page.write_text(render_report_page(evil, _meta()), encoding="utf-8")
     with Browser(tmp_path) as b:
         b.goto(page.as_uri())
         b.wait_js("document.body.dataset.ready === '1'")
@@ -87,7 +86,7 @@ def test_report_page_renders_offline_without_errors(chromium, report, tmp_path):
             classes=CLASSES, similarity_spec=None, seeds=[1], variants=["baseline", "simloss"], n_boot=10,
         )  # fmt: skip
         page2 = tmp_path / "empty.html"
-        page2.write_text(render_report_html(empty, {**_meta(), "status": "cancelled"}, chart_js=CHART_JS))
+        page2.write_text(render_report_page(empty, {**_meta(), "status": "cancelled"}))
         b.goto(page2.as_uri())
         b.wait_js("document.body.dataset.ready === '1'")
         assert b.js("document.querySelectorAll('#runs tr').length") == 3

@@ -13,8 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
-from core.artifacts import ARTIFACT_FILES, load_model_from_artifacts, to_jsonable, write_artifacts
+from core.artifacts import ARTIFACT_FILES, load_model_from_artifacts, write_artifacts
 from core.data import load_builtin, select_classes
+from core.jsonsafe import json_safe
 from core.training import TrainingSpec, TrainPlan, train
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -47,7 +48,7 @@ def test_all_files_written(run):
 def test_rebuilt_model_reproduces_outputs_and_accuracy(run):
     ds, result, out, _ = run
     model, model_json = load_model_from_artifacts(out)
-    assert model_json == json.loads(json.dumps(to_jsonable(result.model_json)))
+    assert model_json == json.loads(json.dumps(json_safe(result.model_json)))
     x = torch.from_numpy(ds.x[result.val_indices])
     with torch.no_grad():
         expected, got = result.model(x), model(x)
@@ -95,6 +96,6 @@ def test_pngs_are_valid(run):
             assert img.format == "PNG"
 
 
-def test_to_jsonable():
+def test_json_safe_as_the_artifacts_use_it():
     value = {"a": np.float32(1.5), "b": [float("nan"), np.int64(3)], "c": torch.tensor([1.0, float("inf")])}
-    assert to_jsonable(value) == {"a": 1.5, "b": [None, 3], "c": [1.0, None]}
+    assert json_safe(value) == {"a": 1.5, "b": [None, 3], "c": [1.0, None]}

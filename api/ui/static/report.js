@@ -1,0 +1,124 @@
+/* simtrain comparison report: draws the page from the #report-data / #report-meta JSON
+   (text only through textContent), then sets body[data-ready=1]. Needs charts.js. */
+"use strict";
+function metricLabel(m) { return m.replace(/_/g, " "); }
+function verdict(d) {
+  if (!d || d.diff === null || d.diff === undefined) return ["same", "no pairs"];
+  if (d.improved) return ["improved", "better"];
+  if (d.worse) return ["worse", "worse"];
+  return ["same", "indistinguishable"];
+}
+function renderReport() {
+  const R = JSON.parse(document.getElementById("report-data").textContent);
+  const M = JSON.parse(document.getElementById("report-meta").textContent);
+  const variants = R.variants_order.filter(v => R.variants[v]);
+  const color = {}; variants.forEach((v, i) => color[v] = PALETTE[i % PALETTE.length]);
+  const losses = {}; (M.variants || []).forEach(v => losses[v.name] = v.loss);
+  document.title = "simtrain comparison " + M.id;
+  const head = document.getElementById("head");
+  head.append(el("h1", { text: "Comparison " + M.id }),
+    el("div", { class: "muted", text: "dataset " + (M.dataset || "") + " \u00b7 " + R.classes.length + " classes \u00b7 seeds " +
+      R.seeds.join(", ") + " \u00b7 status " + M.status + (M.finished_at ? " \u00b7 finished " + M.finished_at : "") }),
+    el("div", { class: "muted", text: "similarity: " + JSON.stringify(R.similarity_spec) }),
+    el("div", { class: "muted", text: "differences: variant \u2212 " + R.baseline + " on the same seed, " +
+      Math.round(R.confidence * 100) + "% paired bootstrap interval over validation samples pooled over seeds (" +
+      R.n_boot + " replicates)" }));
+
+  // summary table
+  const t = el("table", { id: "summary" });
+  const hr = el("tr", {}, [el("th", { text: "variant" }), el("th", { text: "loss" }), el("th", { text: "runs" })]);
+  for (const m of R.headline) {
+    hr.append(el("th", { text: metricLabel(m) + " (" + (R.better[m] || "higher") + " is better)" }));
+    hr.append(el("th", { text: "\u0394 vs " + R.baseline }));
+  }
+  t.append(hr);
+  for (const v of variants) {
+    const e = R.variants[v];
+    const tr = el("tr", {}, [el("td", {}, [el("span", { style: "color:" + color[v], text: "\u25a0 " }), v]),
+      el("td", { class: "mono", text: losses[v] ? losses[v].kind : "" }), el("td", { text: e.succeeded + "/" + e.runs })]);
+    for (const m of R.headline) {
+      const s = e.metrics[m];
+      tr.append(el("td", { text: s ? fmt(s.mean) + " \u00b1 " + fmt(s.std) : "\u2013" }));
+      const d = e.differences ? e.differences[m] : null;
+      if (!d) { tr.append(el("td", { class: "muted", text: v === R.baseline ? "baseline" : "\u2013" })); continue; }
+      const [cls, word] = verdict(d);
+      tr.append(el("td", { class: cls, title: word, text: signed(d.diff) + " [" + signed(d.ci_low) + ", " + signed(d.ci_high) + "] " +
+        (cls === "improved" ? "\u2713" : cls === "worse" ? "\u2717" : "\u2248") }));
+    }
+    t.append(tr);
+  }
+  document.getElementById("summary-wrap").append(t);
+
+  // differences with intervals
+  const others = variants.filter(v => v !== R.baseline);
+  const diffs = document.getElementById("diffs");
+  for (const m of R.headline) {
+    const c = el("canvas", { id: "diff-" + m, width: 360, height: 240 });
+    diffs.append(el("div", { class: "card" }, [c]));
+    const ds = others.map(v => R.variants[v].differences[m]);
+    const vals = ds.map(d => d.diff), ivs = ds.map(d => [d.ci_low, d.ci_high]);
+    let lo = 0, hi = 0;
+    ivs.forEach(iv => { if (iv[0] !== null) lo = Math.min(lo, iv[0]); if (iv[1] !== null) hi = Math.max(hi, iv[1]); });
+    const pad = (hi - lo) * 0.1 || 0.01;
+    chartOn(c, {
+      type: "bar",
+      data: { labels: others, datasets: [{ label: "\u0394 " + metricLabel(m), data: vals, intervals: ivs,
+        backgroundColor: ds.map(d => d.improved ? "#2f9e4499" : d.worse ? "#e0313199" : "#adb5bd99"),
+        borderColor: others.map(v => color[v]), borderWidth: 2 }] },
+      options: { plugins: { legend: { display: false }, title: { display: true,
+        text: "\u0394 " + metricLabel(m) + " vs " + R.baseline + " (" + (R.better[m] || "higher") + " is better)" } },
+        scales: { y: { suggestedMin: lo - pad, suggestedMax: hi + pad } } },
+      plugins: [errorBarsPlugin],
+    });
+  }
+  if (!others.length) diffs.append(el("p", { class: "muted", text: "only the baseline was trained" }));
+
+  // validation curves
+  const curves = document.getElementById("curves");
+  const keys = ["val_loss", "val_accuracy", "val_mistake_severity", "val_mean_similarity", "val_mean_class_distance",
+                "val_group_accuracy", "train_loss"];
+  for (const k of keys) {
+    const series = variants.map(v => ({ label: v, color: color[v], epoch: R.variants[v].curves.epoch, data: R.variants[v].curves[k] }))
+      .filter(s => s.data && s.data.some(x => x !== null));
+    if (!series.length) continue;
+    const epochs = Array.from(new Set(series.flatMap(s => s.epoch))).sort((a, b) => a - b);
+    series.forEach(s => { const at = new Map(s.epoch.map((e, i) => [e, s.data[i]])); s.data = epochs.map(e => at.has(e) ? at.get(e) : null); });
+    const c = el("canvas", { id: "curve-" + k, width: 420, height: 260 });
+    curves.append(el("div", { class: "card" }, [c]));
+    lineChart(c, k.replace(/_/g, " ") + " (mean over seeds)", epochs, series);
+  }
+
+  // confusion matrices
+  const conf = document.getElementById("confusion");
+  for (const v of variants) {
+    const cm = R.variants[v].confusion_matrix;
+    if (!cm) continue;
+    const c = el("canvas", { id: "confusion-" + v });
+    conf.append(el("div", { class: "card" }, [el("h3", { text: v + " (summed over seeds, rows = true class)" }), c]));
+    drawHeatmap(c, cm, R.classes, { normalizeRows: true, size: 280, xlabel: "predicted" });
+  }
+  if (!conf.children.length) conf.append(el("p", { class: "muted", text: "too many classes to draw" }));
+
+  // similarity
+  const simWrap = document.getElementById("similarity");
+  if (R.similarity) {
+    const c = el("canvas", { id: "similarity-matrix" });
+    simWrap.append(el("div", { class: "card" }, [el("h3", { text: "S[i, j]: how alike class i and class j are" }), c]));
+    drawHeatmap(c, R.similarity, R.classes, { max: 1, size: 320 });
+  } else simWrap.append(el("p", { class: "muted", text: "too many classes to draw" }));
+
+  // runs
+  const rt = el("table", { id: "runs" }, [el("tr", {}, ["variant", "seed", "status", "epochs", ...R.headline.map(metricLabel), "job"]
+    .map(h => el("th", { text: h })))]);
+  for (const r of R.runs) {
+    const tr = el("tr", {}, [el("td", { text: r.variant }), el("td", { text: r.seed }),
+      el("td", { class: "status-" + r.status, text: r.status + (r.error ? " (" + r.error.code + ")" : "") }),
+      el("td", { text: r.epochs_completed === null ? "" : r.epochs_completed })]);
+    for (const m of R.headline) tr.append(el("td", { text: r.metrics ? fmt(r.metrics[m]) : "\u2013" }));
+    tr.append(el("td", { class: "mono muted", text: r.job_id }));
+    rt.append(tr);
+  }
+  document.getElementById("runs-wrap").append(rt);
+  document.body.dataset.ready = "1";
+}
+renderReport();
