@@ -16,6 +16,7 @@ __all__ = [
     "InvalidInput",
     "SpecError",
     "DatasetError",
+    "FetchError",
     "NotFound",
     "Conflict",
     "Unauthorized",
@@ -66,6 +67,14 @@ class DatasetError(InvalidInput):
     """An uploaded or referenced dataset that cannot be read or used."""
 
     code = "invalid_dataset"
+
+
+class FetchError(InvalidInput):
+    """A user-given URL that passed the policy but could not be fetched: unreachable, an HTTP error, larger
+    than the bound, slower than the deadline, too many redirects, or a sha256 that does not match (then
+    the field is `sha256`)."""
+
+    code = "fetch_failed"
 
 
 class NotFound(SimtrainError):

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
 
@@ -22,6 +24,19 @@ MiB = 1024 * 1024
 
 
 class Settings(BaseSettings):
+    """Every field is `SIMTRAIN_<NAME>` in the environment (README.md, "Configuration", lists them).
+
+    Fetching user-given URLs (`core.fetch`):
+    `fetch_allow` (`SIMTRAIN_FETCH_ALLOW`): comma-separated entries that open more than the default
+    (https, http and s3 to public addresses): the `file` scheme, CIDRs or addresses (`10.0.0.0/8`,
+    `127.0.0.1/32`) and hosts or `*.suffix` names whose loopback / private / link-local / ... addresses
+    become reachable; a bad entry (`10.0.0.0/33`) fails validation naming it.
+    `fetch_timeout_s`: one deadline for a whole download; `fetch_max_bytes`: its size bound (0, the
+    default: `max_upload_bytes`); `fetch_max_redirects`: hops followed, each checked again.
+    `s3_endpoint_url`: an S3-compatible server (`http://minio:9000`) for s3:// URLs, its addresses checked
+    like any URL's; credentials come from the usual AWS variables (`AWS_ACCESS_KEY_ID`, ...).
+    """
+
     model_config = SettingsConfigDict(env_prefix="SIMTRAIN_", extra="ignore")
 
     home: Path = Field(default=Path("~/.simtrain"))
@@ -52,10 +67,48 @@ class Settings(BaseSettings):
     max_active_jobs_per_tenant: int = Field(default=100, ge=1)
     max_stored_bytes_per_tenant: int = Field(default=2048 * MiB, ge=1)
 
+    # fetching user-given URLs (core.fetch): allow-list and bounds
+    fetch_allow: Annotated[tuple[str, ...], NoDecode] = ()
+    fetch_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    fetch_max_bytes: int = Field(default=0, ge=0)  # 0: max_upload_bytes
+    fetch_max_redirects: int = Field(default=5, ge=0, le=20)
+    s3_endpoint_url: str = ""
+
     @field_validator("home")
     @classmethod
     def _expand_home(cls, v: Path) -> Path:
         return v.expanduser().resolve()
+
+    @field_validator("fetch_allow", mode="before")
+    @classmethod
+    def _parse_fetch_allow(cls, v: object) -> tuple[str, ...]:
+        from core.fetch.allowlist import normalize_entries
+
+        entries = v.split(",") if isinstance(v, str) else v
+        if not isinstance(entries, (list, tuple, set, frozenset)):
+            raise ValueError("a comma-separated list of schemes, CIDRs and hosts")
+        return normalize_entries(entries)
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _check_s3_endpoint(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        if not v:
+            return v
+        try:
+            parts = urlsplit(v)
+            parts.port  # noqa: B018 - raises ValueError when out of range
+        except ValueError as exc:
+            raise ValueError(f"not a URL: {exc}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+            raise ValueError("an http(s)://host[:port] URL without credentials (those: AWS_* variables)")
+        return v
+
+    @model_validator(mode="after")
+    def _fetch_defaults(self) -> Settings:
+        if not self.fetch_max_bytes:
+            self.fetch_max_bytes = self.max_upload_bytes
+        return self
 
     @model_validator(mode="after")
     def _embedded_defaults(self) -> Settings:
