@@ -1,16 +1,18 @@
 """Build a classifier from a `ModelSpec`, and rebuild a saved one from its `model.json` + state dict.
 
     model = build_model({"kind": "auto"}, input_shape=(1, 8, 8), num_classes=10, mean=mean, std=std)
+    model = build_model({"kind": "timm", "architecture": "resnet18"}, (3, 32, 32), 10, mean=mean, std=std)
     arch = architecture_json(spec, (1, 8, 8), 10)     # goes into model.json["architecture"]
     model = rebuild_model(model_json, state_dict)     # exact same module, weights loaded strictly
 
-Without mean/std the Standardize buffers start as 0 / 1 (identity); the engine passes training-split stats.
+Every model is `Classifier(Standardize(mean, std), body)`, the body made by the kind's builder in
+`core.models.registry`. Without mean/std the Standardize buffers start as 0 / 1 (identity); the engine
+passes training-split stats.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,7 +20,8 @@ import torch
 from torch import nn
 
 from core.errors import SpecError
-from core.models.nets import Classifier, Standardize, cnn_body, linear_body, mlp_body, stats_shape
+from core.models.nets import Classifier, Standardize, stats_shape
+from core.models.registry import get_kind
 from core.models.spec import ModelSpec, parse_model_spec, resolve_kind
 
 __all__ = [
@@ -35,18 +38,27 @@ MODEL_FORMAT_VERSION = 1
 
 
 def architecture_json(
-    spec: ModelSpec | dict | None, input_shape: tuple[int, ...], num_classes: int
+    spec: ModelSpec | dict | None,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    *,
+    classes: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """The resolved architecture (enough to rebuild the module): kind, sizes, input shape, classes."""
+    """The resolved architecture (enough to rebuild the module): kind, its sizes, input shape, classes.
+
+    linear / mlp / cnn: hidden, dropout, channels, input_shape, num_classes (as in format version 1);
+    timm: architecture, options, in_chans, num_classes, img_size, small_image_stem (resolved), input_shape,
+    preprocessing, timm_version (see core/models/timm_nets.py). `classes`, when given, is recorded too.
+    """
     spec = parse_model_spec(spec)
-    return {
-        "kind": resolve_kind(spec, tuple(input_shape)),
-        "hidden": list(spec.hidden),
-        "dropout": spec.dropout,
-        "channels": list(spec.channels),
-        "input_shape": [int(d) for d in input_shape],
-        "num_classes": int(num_classes),
-    }
+    input_shape = tuple(int(d) for d in input_shape)
+    kind = resolve_kind(spec, input_shape)
+    arch = {"kind": kind, **get_kind(kind).describe(spec, input_shape, int(num_classes))}
+    if classes is not None:
+        if len(classes) != num_classes:
+            raise ValueError(f"{len(classes)} class names for {num_classes} classes")
+        arch["classes"] = [str(c) for c in classes]
+    return arch
 
 
 def build_model(
@@ -76,51 +88,18 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def _build(arch: dict[str, Any], mean, std) -> nn.Module:
-    input_shape = tuple(int(d) for d in arch["input_shape"])
-    num_classes = int(arch["num_classes"])
-    kind = arch["kind"]
-    in_features = math.prod(input_shape)
-    _check_size(arch, in_features, num_classes)
-
-    shape = stats_shape(input_shape)
-    mean_t = (
-        torch.zeros(shape)
-        if mean is None
-        else torch.as_tensor(np.asarray(mean), dtype=torch.float32).reshape(shape)
-    )
-    std_t = (
-        torch.ones(shape)
-        if std is None
-        else torch.as_tensor(np.asarray(std), dtype=torch.float32).reshape(shape)
-    )
-
-    if kind == "linear":
-        body = linear_body(in_features, num_classes)
-    elif kind == "mlp":
-        body = mlp_body(in_features, arch["hidden"], num_classes, arch["dropout"])
-    elif kind == "cnn":
-        body = cnn_body(input_shape, arch["channels"], arch["hidden"], num_classes, arch["dropout"])
-    else:
-        raise SpecError("model.kind", f"unknown model kind {kind!r}")
-    return Classifier(Standardize(mean_t, std_t), body)
-
-
-def _check_size(arch: dict[str, Any], in_features: int, num_classes: int) -> None:
-    """Estimate the parameter count before allocating anything; SpecError('model') when too large."""
-    widths = [in_features] + ([] if arch["kind"] == "linear" else list(arch["hidden"])) + [num_classes]
-    if arch["kind"] == "cnn":
-        c, h, w = arch["input_shape"]
-        conv = 0
-        for out in arch["channels"]:
-            conv += c * out * 9 + out
-            if h >= 2 and w >= 2:
-                h, w = h // 2, w // 2
-            c = out
-        widths[0] = c * h * w
-    else:
-        conv = 0
-    total = conv + sum(a * b + b for a, b in itertools.pairwise(widths))
-    if total > MAX_PARAMETERS:
+    kind = get_kind(arch["kind"])
+    total = kind.parameters(arch)
+    if total > MAX_PARAMETERS:  # checked before anything is allocated
         raise SpecError(
             "model", f"the model would have {total:,} parameters, the limit is {MAX_PARAMETERS:,}"
         )
+    shape = stats_shape(tuple(int(d) for d in arch["input_shape"]))
+    return Classifier(Standardize(_stats(mean, shape, 0.0), _stats(std, shape, 1.0)), kind.build(arch))
+
+
+def _stats(value: np.ndarray | torch.Tensor | None, shape: tuple[int, ...], fill: float) -> torch.Tensor:
+    """A Standardize buffer of `shape`: `value` reshaped, or `fill` everywhere when it is None."""
+    if value is None:
+        return torch.full(shape, fill)
+    return torch.as_tensor(np.asarray(value), dtype=torch.float32).reshape(shape)

@@ -1,6 +1,7 @@
 """The network building blocks: `Standardize` preprocessing, and the linear / MLP / CNN classifiers.
 
-Every classifier is `Classifier(standardize, body)`: raw float32 features go in, logits (N, C) come out.
+Every classifier is `Classifier(standardize, body)`: raw float32 (or integer) features go in, logits
+(N, C) come out; the body is one of these or a timm network (core/models/timm_nets.py).
 The standardisation statistics live in the model as buffers, so the saved weights and the ONNX export
 include the preprocessing and a client feeds raw features.
 
@@ -56,7 +57,10 @@ def standardization_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Standardize(nn.Module):
-    """(x - mean) / std with mean and std as buffers (saved in the state dict and exported to ONNX)."""
+    """(x - mean) / std with mean and std as buffers (saved in the state dict and exported to ONNX).
+
+    Integer inputs (uint8 images) are cast to float32 first; float inputs go through unchanged.
+    """
 
     def __init__(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         super().__init__()
@@ -64,6 +68,8 @@ class Standardize(nn.Module):
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not x.is_floating_point():
+            x = x.to(self.mean.dtype)
         return (x - self.mean) / self.std
 
 
