@@ -15,6 +15,7 @@ job's `dataset_ref`: `builtin:<name>` loads a built-in dataset, anything else is
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -145,82 +146,110 @@ def store_upload(
         raise DatasetError("file", "the upload has no file name (needed to tell its format)")
     fmt = _format_of(filename)
     tmpdir = _tmp_dir(settings)
-    fd, upload_path = tempfile.mkstemp(prefix="upload-", suffix="." + fmt, dir=tmpdir)
-    npz_path: str | None = None
-    try:
-        with os.fdopen(fd, "wb") as out:
-            sha256, size = _copy_bounded(fileobj, out, settings.max_upload_bytes)
-        if size == 0:
-            raise DatasetError("file", "the file is empty")
-
-        existing = session.execute(
-            select(Dataset).where(Dataset.tenant_id == tenant_id, Dataset.sha256 == sha256)
-        ).scalar_one_or_none()
+    with contextlib.ExitStack() as scratch:  # the temporary files go, whatever happens
+        upload_path = _scratch_file(scratch, tmpdir, "upload-", "." + fmt)
+        sha256, size = _receive(fileobj, upload_path, settings.max_upload_bytes)
+        existing = _find_by_hash(session, tenant_id, sha256)
         if existing is not None:
             return existing, False
 
-        limits = UploadLimits(
-            max_bytes=settings.max_upload_bytes,
-            max_classes=_max_classes(),
-            label_column=label_column or "label",
-        )
-        ds = parse_upload(Path(upload_path), filename, limits=limits)
-
-        fd2, npz_path = tempfile.mkstemp(prefix="dataset-", suffix=".npz", dir=tmpdir)
-        os.close(fd2)
+        ds = parse_upload(Path(upload_path), filename, limits=_limits(settings, label_column))
+        npz_path = _scratch_file(scratch, tmpdir, "dataset-", ".npz")
         save_npz(ds, npz_path)
         stored_bytes = os.path.getsize(npz_path)
+        _check_quota(session, settings, tenant_id, stored_bytes)
 
-        used = session.execute(
-            select(func.coalesce(func.sum(Dataset.stored_bytes), 0)).where(Dataset.tenant_id == tenant_id)
-        ).scalar_one()
-        if int(used) + stored_bytes > settings.max_stored_bytes_per_tenant:
-            raise StorageQuotaExceeded(
-                f"storing this dataset ({stored_bytes} bytes) would pass the tenant's quota of "
-                f"{settings.max_stored_bytes_per_tenant} bytes ({int(used)} used); delete datasets first",
-                details={"used": int(used), "quota": settings.max_stored_bytes_per_tenant},
-                retry_after=60,
-            )
+        display_name = (name or PurePosixPath(filename.replace("\\", "/")).name)[:200]
+        row = _dataset_row(tenant_id, display_name, fmt, sha256, size, ds, stored_bytes)
+        return _store_row(session, storage, row, npz_path)
 
-        dataset_id = new_id()
-        key = storage_key_for(tenant_id, dataset_id)
-        storage.put_file(key, npz_path)
-        row = Dataset(
-            id=dataset_id,
-            tenant_id=tenant_id,
-            name=(name or PurePosixPath(filename.replace("\\", "/")).name)[:200],
-            format=fmt,
-            sha256=sha256,
-            size_bytes=size,
-            num_samples=ds.num_samples,
-            feature_shape=list(ds.feature_shape),
-            classes=list(ds.classes),
-            class_counts=ds.class_counts,
-            storage_key=key,
-            stored_bytes=stored_bytes,
-            created_at=now(),
+
+def _scratch_file(scratch: contextlib.ExitStack, tmpdir: str | None, prefix: str, suffix: str) -> str:
+    """A new empty temporary file, removed when `scratch` closes."""
+    fd, path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=tmpdir)
+    scratch.callback(Path(path).unlink, missing_ok=True)
+    os.close(fd)
+    return path
+
+
+def _receive(fileobj: BinaryIO, path: str, max_bytes: int) -> tuple[str, int]:
+    """Copy the upload to `path`: (sha256, size); PayloadTooLarge past `max_bytes`, DatasetError if empty."""
+    with open(path, "wb") as out:
+        sha256, size = _copy_bounded(fileobj, out, max_bytes)
+    if size == 0:
+        raise DatasetError("file", "the file is empty")
+    return sha256, size
+
+
+def _find_by_hash(session: Session, tenant_id: str, sha256: str) -> Dataset | None:
+    return session.execute(
+        select(Dataset).where(Dataset.tenant_id == tenant_id, Dataset.sha256 == sha256)
+    ).scalar_one_or_none()
+
+
+def _limits(settings: Settings, label_column: str | None) -> UploadLimits:
+    return UploadLimits(
+        max_bytes=settings.max_upload_bytes,
+        max_classes=_max_classes(),
+        label_column=label_column or "label",
+    )
+
+
+def _check_quota(session: Session, settings: Settings, tenant_id: str, stored_bytes: int) -> None:
+    """StorageQuotaExceeded when `stored_bytes` more would pass the tenant's quota."""
+    used = session.execute(
+        select(func.coalesce(func.sum(Dataset.stored_bytes), 0)).where(Dataset.tenant_id == tenant_id)
+    ).scalar_one()
+    quota = settings.max_stored_bytes_per_tenant
+    if int(used) + stored_bytes > quota:
+        raise StorageQuotaExceeded(
+            f"storing this dataset ({stored_bytes} bytes) would pass the tenant's quota of "
+            f"{quota} bytes ({int(used)} used); delete datasets first",
+            details={"used": int(used), "quota": quota},
+            retry_after=60,
         )
-        session.add(row)
-        try:
-            session.commit()
-        except IntegrityError:  # the same bytes uploaded concurrently: keep the other one
-            session.rollback()
-            storage.delete(key)
-            existing = session.execute(
-                select(Dataset).where(Dataset.tenant_id == tenant_id, Dataset.sha256 == sha256)
-            ).scalar_one_or_none()
-            if existing is None:
-                raise
-            return existing, False
-        except BaseException:
-            session.rollback()
-            storage.delete(key)
+
+
+def _dataset_row(
+    tenant_id: str, name: str, fmt: str, sha256: str, size: int, ds: ArrayDataset, stored_bytes: int
+) -> Dataset:
+    dataset_id = new_id()
+    return Dataset(
+        id=dataset_id,
+        tenant_id=tenant_id,
+        name=name,
+        format=fmt,
+        sha256=sha256,
+        size_bytes=size,
+        num_samples=ds.num_samples,
+        feature_shape=list(ds.feature_shape),
+        classes=list(ds.classes),
+        class_counts=ds.class_counts,
+        storage_key=storage_key_for(tenant_id, dataset_id),
+        stored_bytes=stored_bytes,
+        created_at=now(),
+    )
+
+
+def _store_row(session: Session, storage: Storage, row: Dataset, npz_path: str) -> tuple[Dataset, bool]:
+    """Upload the canonical file and commit its row; the same bytes stored concurrently win instead."""
+    key, tenant_id, sha256 = row.storage_key, row.tenant_id, row.sha256
+    storage.put_file(key, npz_path)
+    session.add(row)
+    try:
+        session.commit()
+    except IntegrityError:  # the same bytes uploaded concurrently: keep the other one
+        session.rollback()
+        storage.delete(key)
+        existing = _find_by_hash(session, tenant_id, sha256)
+        if existing is None:
             raise
-        return row, True
-    finally:
-        Path(upload_path).unlink(missing_ok=True)
-        if npz_path:
-            Path(npz_path).unlink(missing_ok=True)
+        return existing, False
+    except BaseException:
+        session.rollback()
+        storage.delete(key)
+        raise
+    return row, True
 
 
 def get_dataset_row(session: Session, tenant_id: str, dataset_id: str) -> Dataset:

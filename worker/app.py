@@ -1,8 +1,11 @@
 """The Celery app of the simtrain worker: `celery -A worker.app:celery_app worker --pool solo`.
 
 Configuration comes from `core.queue.celery_config` (acks_late, prefetch 1, reject on worker lost, an
-explicit Redis visibility timeout); this module adds the pool choice, the tasks (`worker.tasks`) and the
-signal handlers.
+explicit Redis visibility timeout); this module adds the pool choice, the tasks and the signal handlers.
+
+Tasks: `worker.tasks` defines them as Celery shared tasks and imports no app; `include=["worker.tasks"]`
+makes Celery import that module when the worker starts, which registers them on this app (this module
+does not import it: no import circle between the two).
 
 Pool: `solo` (the default set here; `--pool solo` on the command line says the same).
     A training job runs in the worker's main process and main thread. That is what makes graceful stop
@@ -10,8 +13,8 @@ Pool: `solo` (the default set here; `--pool solo` on the command line says the s
     `worker_shutting_down` *there*; with the prefork pool the job would run in a child process that never
     sees that signal (Celery resets SIGTERM to its default in children, so a SIGTERM to the process group
     kills the child mid-epoch, and a SIGTERM to the parent alone lets the child train to the end). With
-    `solo` our handler just sets `worker.runner.shutdown_requested`; the training hooks read it after the
-    current epoch, the engine writes a checkpoint, the runner releases the job (back to `queued`) and
+    `solo` our handler just sets `worker.runner.shutdown_requested` (defined in `worker.hooks`); the
+    training hooks read it after the current epoch, the engine writes a checkpoint, the runner releases the job (back to `queued`) and
     re-sends its task, the task returns (its message is acked) and Celery completes the warm shutdown.
     Solo also avoids forking a process that has imported torch (CUDA cannot be used after fork) and gives
     one job per process, which is what a training worker wants anyway (torch uses every core itself);
@@ -37,8 +40,9 @@ from celery.signals import after_setup_logger, worker_init, worker_ready, worker
 
 from core.queue import make_celery
 from core.settings import get_settings
+from worker.hooks import request_shutdown
 from worker.reconcile import ReconcilerThread
-from worker.runner import request_shutdown, session_factory
+from worker.runner import session_factory
 
 __all__ = ["celery_app"]
 
@@ -108,6 +112,3 @@ def _on_shutting_down(sig=None, how=None, exitcode=None, **_kw) -> None:
     request_shutdown()
     if _reconciler is not None:
         _reconciler.stop()
-
-
-import worker.tasks  # noqa: F401  (registers the tasks on celery_app)

@@ -5,17 +5,21 @@ worker lost, Redis visibility timeout, the reconciler); the database claim makes
 itself never fails because of the job: expected and unexpected training errors end the job as `failed`
 inside `run_job`. Only a database outage before the claim is retried here (a few times, with a delay);
 after that the reconciler re-sends the job once the database is back.
+
+The tasks are Celery shared tasks: this module imports no app. The worker's app (`worker.app`) lists it in
+`include`, so Celery imports it when the worker starts and registers the tasks on that app; a bound task
+re-sends through its own app (`self.app`).
 """
 
 from __future__ import annotations
 
 import logging
 
+from celery import shared_task
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.queue import RECONCILE_TASK, TRAIN_TASK
 from core.settings import get_settings
-from worker.app import celery_app
 from worker.reconcile import reconcile_once
 from worker.runner import run_job, session_factory
 
@@ -24,12 +28,7 @@ __all__ = ["reconcile", "train_job"]
 log = logging.getLogger("simtrain.worker.tasks")
 
 
-def _resend(job_id: str) -> None:
-    settings = get_settings()
-    celery_app.send_task(TRAIN_TASK, args=[job_id], queue=settings.queue)
-
-
-@celery_app.task(
+@shared_task(
     name=TRAIN_TASK,
     bind=True,
     acks_late=True,
@@ -38,8 +37,11 @@ def _resend(job_id: str) -> None:
     max_retries=3,
 )
 def train_job(self, job_id: str) -> str:
+    def resend(jid: str) -> None:
+        self.app.send_task(TRAIN_TASK, args=[jid], queue=get_settings().queue)
+
     try:
-        outcome = run_job(str(job_id), resend=_resend)
+        outcome = run_job(str(job_id), resend=resend)
     except SQLAlchemyError as exc:  # the database is unreachable before the claim
         log.warning(
             "job %s: database unavailable (%s); retrying the task", job_id, str(exc).splitlines()[0][:200]
@@ -48,7 +50,7 @@ def train_job(self, job_id: str) -> str:
     return outcome.value
 
 
-@celery_app.task(name=RECONCILE_TASK, ignore_result=True)
+@shared_task(name=RECONCILE_TASK, ignore_result=True)
 def reconcile() -> dict:
     settings = get_settings()
     session = session_factory(settings)()

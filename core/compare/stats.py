@@ -121,10 +121,30 @@ def paired_bootstrap_many(
     if not stats:
         return {}
     names = list(stats)
+    vals = _stack_rows(stats)  # (4k, n): a, den_a, b, den_b of every statistic
+    n = vals.shape[1]
+    groups = _strata_groups(strata, n)
+    rows = {name: vals[4 * k : 4 * k + 4] for k, name in enumerate(names)}
+    results = {name: _point_estimate(rows[name], confidence, seed) for name in names}
+    if n == 0:
+        return results
+
+    boots = n_boot if n_boot * n <= max_work else max_work // n
+    if boots < min(min_boot, n_boot):
+        for name in names:
+            _normal_ci(results[name], rows[name], groups, confidence)
+        return results
+    sums = _bootstrap_sums(vals, groups, boots, seed)
+    for k, name in enumerate(names):
+        _percentile_ci(results[name], sums[4 * k : 4 * k + 4], confidence)
+    return results
+
+
+def _stack_rows(stats: Mapping[str, tuple[Any, Any, Any, Any]]) -> np.ndarray:
+    """The per-sample values as one (4 * statistics, n) array: a, den_a, b, den_b (a None den: ones)."""
     n = None
-    rows: list[np.ndarray] = []  # 4 rows per statistic: a, den_a, b, den_b
-    for name in names:
-        a, b, den_a, den_b = stats[name]
+    rows: list[np.ndarray] = []
+    for name, (a, b, den_a, den_b) in stats.items():
         a = _as_1d(a, f"{name}.a", n)
         n = a.size
         rows += [
@@ -133,70 +153,72 @@ def paired_bootstrap_many(
             _as_1d(b, f"{name}.b", n),
             np.ones(n) if den_b is None else _as_1d(den_b, f"{name}.den_b", n),
         ]
-    assert n is not None
-    vals = np.stack(rows)  # (4k, n)
+    return np.stack(rows)
 
+
+def _strata_groups(strata: Any, n: int) -> list[np.ndarray]:
+    """The sample indices of each stratum (all samples in one group without strata)."""
     if strata is None:
-        groups = [np.arange(n)]
-    else:
-        labels = np.asarray(strata)
-        if labels.shape != (n,):
-            raise ValueError(f"strata must have one label per sample ({n})")
-        groups = [np.flatnonzero(labels == u) for u in np.unique(labels)]
+        return [np.arange(n)]
+    labels = np.asarray(strata)
+    if labels.shape != (n,):
+        raise ValueError(f"strata must have one label per sample ({n})")
+    return [np.flatnonzero(labels == u) for u in np.unique(labels)]
 
-    results: dict[str, dict[str, Any]] = {}
-    for k, name in enumerate(names):
-        a, da, b, db = vals[4 * k : 4 * k + 4]
-        stat_a, stat_b = ratio(a, da), ratio(b, db)
-        results[name] = {
-            "diff": _finite_or_none(stat_b - stat_a) if n else None,
-            "stat_a": _finite_or_none(stat_a),
-            "stat_b": _finite_or_none(stat_b),
-            "ci_low": None,
-            "ci_high": None,
-            "confidence": confidence,
-            "distinguishable": False,
-            "n": int(n),
-            "n_boot": 0,
-            "method": "bootstrap",
-            "seed": int(seed),
-        }
-    if n == 0:
-        return results
 
-    boots = n_boot if n_boot * n <= max_work else max_work // n
-    if boots < min(min_boot, n_boot):
-        for k, name in enumerate(names):
-            _normal_ci(results[name], vals[4 * k : 4 * k + 4], groups, confidence)
-        return results
+def _point_estimate(v: np.ndarray, confidence: float, seed: int) -> dict[str, Any]:
+    """The result on all samples, before any interval: diff, stat_a, stat_b (CI fields empty)."""
+    a, da, b, db = v
+    n = a.size
+    stat_a, stat_b = ratio(a, da), ratio(b, db)
+    return {
+        "diff": _finite_or_none(stat_b - stat_a) if n else None,
+        "stat_a": _finite_or_none(stat_a),
+        "stat_b": _finite_or_none(stat_b),
+        "ci_low": None,
+        "ci_high": None,
+        "confidence": confidence,
+        "distinguishable": False,
+        "n": int(n),
+        "n_boot": 0,
+        "method": "bootstrap",
+        "seed": int(seed),
+    }
 
+
+def _bootstrap_sums(vals: np.ndarray, groups: list[np.ndarray], boots: int, seed: int) -> np.ndarray:
+    """(rows of vals, boots): each row's sum in each replicate, resampling within every group."""
     rng = np.random.default_rng(seed)
+    n = vals.shape[1]
     sums = np.zeros((vals.shape[0], boots))
     chunk = max(1, _CHUNK_ELEMENTS // max(n, 1))
     for idx_group in groups:
-        m = idx_group.size
         gvals = vals[:, idx_group]
         for start in range(0, boots, chunk):
             stop = min(boots, start + chunk)
-            rows_n = stop - start
-            draw = rng.integers(0, m, size=(rows_n, m))
-            flat = (draw + (np.arange(rows_n) * m)[:, None]).ravel()
-            counts = np.bincount(flat, minlength=rows_n * m).reshape(rows_n, m).astype(np.float64)
-            sums[:, start:stop] += gvals @ counts.T
+            sums[:, start:stop] += gvals @ _draw_counts(rng, stop - start, idx_group.size).T
+    return sums
+
+
+def _draw_counts(rng: np.random.Generator, replicates: int, m: int) -> np.ndarray:
+    """(replicates, m): how often each of m samples is drawn in each resample of size m."""
+    draw = rng.integers(0, m, size=(replicates, m))
+    flat = (draw + (np.arange(replicates) * m)[:, None]).ravel()
+    return np.bincount(flat, minlength=replicates * m).reshape(replicates, m).astype(np.float64)
+
+
+def _percentile_ci(res: dict[str, Any], s: np.ndarray, confidence: float) -> None:
+    """Percentile interval of ratio_b - ratio_a from the replicates' sums `s` (a, den_a, b, den_b)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        diffs = s[2] / s[3] - s[0] / s[1]
+    diffs = diffs[np.isfinite(diffs)]
+    res["n_boot"] = int(diffs.size)
+    if diffs.size == 0 or res["diff"] is None:
+        return
     alpha = (1.0 - confidence) / 2.0
-    for k, name in enumerate(names):
-        s = sums[4 * k : 4 * k + 4]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            diffs = s[2] / s[3] - s[0] / s[1]
-        diffs = diffs[np.isfinite(diffs)]
-        res = results[name]
-        res["n_boot"] = int(diffs.size)
-        if diffs.size == 0 or res["diff"] is None:
-            continue
-        lo, hi = np.quantile(diffs, [alpha, 1.0 - alpha])
-        res["ci_low"], res["ci_high"] = float(lo), float(hi)
-        res["distinguishable"] = bool(lo > 0.0 or hi < 0.0)
-    return results
+    lo, hi = np.quantile(diffs, [alpha, 1.0 - alpha])
+    res["ci_low"], res["ci_high"] = float(lo), float(hi)
+    res["distinguishable"] = bool(lo > 0.0 or hi < 0.0)
 
 
 def _normal_ci(res: dict[str, Any], v: np.ndarray, groups: list[np.ndarray], confidence: float) -> None:

@@ -198,30 +198,9 @@ class HierarchicalXELoss(ClassificationLoss):
     def __init__(self, paths: list[list[str]], alpha: float = 0.1) -> None:
         super().__init__(len(paths))
         self.alpha = check_range("loss.alpha", alpha, 0.0, 10.0, lo_open=True)
-        if any(len(p) < 2 for p in paths):
-            raise SpecError("similarity.parents", "every class needs a parent in the hierarchy")
-        roots = {p[-1] for p in paths}
-        if len(roots) > 1:
-            paths = [p + [None] for p in paths]  # a virtual root above all roots
-        c = len(paths)
-        depth: dict[object, int] = {}
-        parent: dict[object, object] = {}
-        for p in paths:
-            for l, node in enumerate(p):
-                depth[node] = len(p) - 1 - l
-                if l + 1 < len(p):
-                    parent[node] = p[l + 1]
+        paths, depth, parent = _tree(paths)
         leaves = [p[0] for p in paths]
-        if set(leaves) & set(parent.values()):
-            raise SpecError("similarity.parents", "classes must be leaves of the hierarchy")
-        # W[k, node]: 1 at the leaf, exp(-alpha l) - exp(-alpha (l - 1)) at the l-th ancestor below the root
-        weight: list[dict[object, float]] = []
-        for p in paths:
-            lam = [math.exp(-self.alpha * l) for l in range(len(p))]
-            w = {p[0]: 1.0}
-            for l in range(1, len(p) - 1):
-                w[p[l]] = w.get(p[l], 0.0) + lam[l] - lam[l - 1]
-            weight.append(w)
+        weight = _node_weights(paths, self.alpha)
         # levels, deepest first: the nodes at depth d (the root at 0) computed from their children at d + 1;
         # children in the order: the parents of the level below, then the leaves at depth d + 1
         self._levels: list[_Level] = []
@@ -230,61 +209,13 @@ class HierarchicalXELoss(ClassificationLoss):
         for d in range(max(depth[x] for x in leaves) - 1, -1, -1):
             leaf_ids = [k for k, x in enumerate(leaves) if depth[x] == d + 1]
             children = below + [leaves[k] for k in leaf_ids]
-            members: dict[object, list[int]] = {}  # parent -> its children's indices, by first child
-            for i, x in enumerate(children):
-                members.setdefault(parent[x], []).append(i)
-            parents = sorted(members, key=lambda x: -len(members[x]))  # by size, then first child
-            local = {x: i for i, x in enumerate(parents)}
-            groups = [members[x] for x in parents]
-            sizes = [len(gr) for gr in groups]
-            base, width = min(sizes), max(sizes)
-            order: list[int] = []
-            pads: list[int] = []
-            position = [0] * len(children)
-            if width - base <= 1:  # slot-major: the k-th child of every parent, then the extra ones
-                kind = "view"
-                for k in range(width):
-                    order += [gr[k] for gr in groups if k < len(gr)]
-            elif len(parents) * width <= 2 * len(children):
-                kind = "padded"
-                for gr in groups:
-                    pads += [len(order) + i for i in range(len(gr), width)]
-                    order += gr + [gr[0]] * (width - len(gr))
-            else:
-                kind = "scatter"
-            padding = set(pads)
-            for i, ch in enumerate(order):
-                if i not in padding:
-                    position[ch] = i
-            if kind == "view" and order != list(range(len(children))):
-                kind = "gather"
-            prefix = f"level{d}"
-            self._levels.append(
-                _Level(
-                    prefix=prefix,
-                    kind=kind,
-                    parents=len(parents),
-                    base=base,
-                    extra=sum(size > base for size in sizes),
-                    width=width,
-                    inner=len(below),
-                    leaves=len(leaf_ids),
-                    all_leaves=leaf_ids == list(range(c)),
-                    has_padding=bool(pads),
-                )
-            )
-            self.register_buffer(f"{prefix}_leaf_ids", torch.tensor(leaf_ids, dtype=torch.long))
-            self.register_buffer(f"{prefix}_order", torch.tensor(order, dtype=torch.long))
-            self.register_buffer(f"{prefix}_pads", torch.tensor(pads, dtype=torch.long))
-            self.register_buffer(f"{prefix}_position", torch.tensor(position, dtype=torch.long))
-            parent_of = [local[parent[x]] for x in children]
-            self.register_buffer(f"{prefix}_parent_of", torch.tensor(parent_of, dtype=torch.long))
-            # per class: the position of its path's node among the children and that node's weight
-            index = {x: i for i, x in enumerate(children)}
-            on_path = [next((x for x in p if x in index), None) for p in paths]
-            path_index.append([index[x] if x is not None else 0 for x in on_path])
-            path_weights.append([w.get(x, 0.0) if x is not None else 0.0 for w, x in zip(weight, on_path)])
-            below = parents
+            level, buffers, below = _plan_level(f"level{d}", children, parent, leaf_ids, len(paths))
+            self._levels.append(level)
+            for name, values in buffers.items():
+                self.register_buffer(f"{level.prefix}_{name}", torch.tensor(values, dtype=torch.long))
+            index_row, weight_row = _path_row(paths, weight, children)
+            path_index.append(index_row)
+            path_weights.append(weight_row)
         self.register_buffer("path_index", torch.tensor(path_index, dtype=torch.long).T.contiguous())
         self.register_buffer(
             "path_weights", torch.tensor(path_weights, dtype=torch.float64).T.to(torch.float32)
@@ -304,3 +235,113 @@ class HierarchicalXELoss(ClassificationLoss):
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, alpha={self.alpha}, levels={len(self._levels)}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# building the levels (HierarchicalXELoss.__init__)
+
+
+def _tree(paths: list[list[str]]) -> tuple[list[list], dict[object, int], dict[object, object]]:
+    """(paths, depth of every node (the root: 0), parent of every non-root node); several roots are
+    joined under a virtual root `None`. SpecError unless every class is a leaf with a parent."""
+    if any(len(p) < 2 for p in paths):
+        raise SpecError("similarity.parents", "every class needs a parent in the hierarchy")
+    if len({p[-1] for p in paths}) > 1:
+        paths = [p + [None] for p in paths]  # a virtual root above all roots
+    depth: dict[object, int] = {}
+    parent: dict[object, object] = {}
+    for p in paths:
+        for l, node in enumerate(p):
+            depth[node] = len(p) - 1 - l
+            if l + 1 < len(p):
+                parent[node] = p[l + 1]
+    if {p[0] for p in paths} & set(parent.values()):
+        raise SpecError("similarity.parents", "classes must be leaves of the hierarchy")
+    return paths, depth, parent
+
+
+def _node_weights(paths: list[list], alpha: float) -> list[dict[object, float]]:
+    """W[k, node]: 1 at the leaf, exp(-alpha l) - exp(-alpha (l - 1)) at the l-th ancestor below the root."""
+    weight: list[dict[object, float]] = []
+    for p in paths:
+        lam = [math.exp(-alpha * l) for l in range(len(p))]
+        w = {p[0]: 1.0}
+        for l in range(1, len(p) - 1):
+            w[p[l]] = w.get(p[l], 0.0) + lam[l] - lam[l - 1]
+        weight.append(w)
+    return weight
+
+
+def _plan_level(
+    prefix: str, children: list[object], parent: dict[object, object], leaf_ids: list[int], c: int
+) -> tuple[_Level, dict[str, list[int]], list[object]]:
+    """The level whose `children` are the parents of the level below, then the leaves `leaf_ids`:
+    (its _Level, its index buffers by name, its parent nodes: the children of the level above)."""
+    members: dict[object, list[int]] = {}  # parent -> its children's indices, by first child
+    for i, x in enumerate(children):
+        members.setdefault(parent[x], []).append(i)
+    parents = sorted(members, key=lambda x: -len(members[x]))  # by size, then first child
+    groups = [members[x] for x in parents]
+    sizes = [len(gr) for gr in groups]
+    kind, order, pads = _layout(groups, len(children))
+    if kind == "view" and order != list(range(len(children))):
+        kind = "gather"
+    level = _Level(
+        prefix=prefix,
+        kind=kind,
+        parents=len(parents),
+        base=min(sizes),
+        extra=sum(size > min(sizes) for size in sizes),
+        width=max(sizes),
+        inner=len(children) - len(leaf_ids),
+        leaves=len(leaf_ids),
+        all_leaves=leaf_ids == list(range(c)),
+        has_padding=bool(pads),
+    )
+    local = {x: i for i, x in enumerate(parents)}
+    buffers = {
+        "leaf_ids": leaf_ids,
+        "order": order,
+        "pads": pads,
+        "position": _positions(order, pads, len(children)),
+        "parent_of": [local[parent[x]] for x in children],
+    }
+    return level, buffers, parents
+
+
+def _layout(groups: list[list[int]], num_children: int) -> tuple[str, list[int], list[int]]:
+    """How a level groups its children by parent: (kind, the children's order, the padding slots)."""
+    sizes = [len(gr) for gr in groups]
+    base, width = min(sizes), max(sizes)
+    order: list[int] = []
+    pads: list[int] = []
+    if width - base <= 1:  # slot-major: the k-th child of every parent, then the extra ones
+        for k in range(width):
+            order += [gr[k] for gr in groups if k < len(gr)]
+        return "view", order, pads
+    if len(groups) * width <= 2 * num_children:
+        for gr in groups:
+            pads += [len(order) + i for i in range(len(gr), width)]
+            order += gr + [gr[0]] * (width - len(gr))
+        return "padded", order, pads
+    return "scatter", order, pads
+
+
+def _positions(order: list[int], pads: list[int], num_children: int) -> list[int]:
+    """Where each child lies in `order` (padding slots skipped)."""
+    padding = set(pads)
+    position = [0] * num_children
+    for i, ch in enumerate(order):
+        if i not in padding:
+            position[ch] = i
+    return position
+
+
+def _path_row(paths: list[list], weight: list[dict[object, float]], children: list[object]):
+    """Per class: the position of its path's node among `children` and that node's weight."""
+    index = {x: i for i, x in enumerate(children)}
+    on_path = [next((x for x in p if x in index), None) for p in paths]
+    return (
+        [index[x] if x is not None else 0 for x in on_path],
+        [w.get(x, 0.0) if x is not None else 0.0 for w, x in zip(weight, on_path)],
+    )

@@ -1,0 +1,154 @@
+"""What a training run carries between its steps: `TrainSetup` (built once) and `TrainState` (per epoch).
+
+    setup = TrainSetup(...)                               # built by the engine from a TrainPlan
+    state = restore_checkpoint(setup, checkpoints, hooks)  # the latest checkpoint of this plan, or fresh
+    ...one epoch...
+    save_checkpoint(checkpoints, setup, state, elapsed_s)
+
+A checkpoint (format `CHECKPOINT_VERSION`) holds the plan's fingerprint, the epoch, model and optimizer
+state dicts, every global RNG state, the early-stopping record `best`, the history, the elapsed seconds
+and the stop reason. One written for another plan (another fingerprint) is ignored and cleared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.checkpoint import CheckpointStore
+from core.data.dataset import ArrayDataset
+from core.models.spec import ModelSpec
+from core.training.hooks import TrainHooks
+from core.training.rng import rng_state, set_rng_state
+from core.training.spec import TrainingSpec
+
+__all__ = [
+    "CHECKPOINT_VERSION",
+    "TrainSetup",
+    "TrainState",
+    "fingerprint",
+    "restore_checkpoint",
+    "save_checkpoint",
+]
+
+CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class TrainSetup:
+    """Everything fixed for one run: specs, split, model, loss, optimizer and the data on its device."""
+
+    spec: TrainingSpec
+    device: torch.device
+    dataset: ArrayDataset
+    classes: list[str]
+    loss_spec: dict
+    model_spec: ModelSpec
+    similarity_spec: dict | None
+    similarity: Any  # core.similarity's matrix, or None
+    model: nn.Module
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    fingerprint: str
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    y_val_cpu: torch.Tensor
+
+
+def _new_best() -> dict[str, Any]:
+    return {"loss": math.inf, "epoch": None, "bad_epochs": 0, "model": None}
+
+
+@dataclass
+class TrainState:
+    """What changes from epoch to epoch (and, but for the last two fields, what a checkpoint restores)."""
+
+    epoch: int = 0  # epochs completed
+    history: list[dict[str, Any]] = field(default_factory=list)
+    elapsed_before: float = 0.0  # training seconds of earlier sessions (restored from the checkpoint)
+    stop_reason: str | None = None
+    best: dict[str, Any] = field(default_factory=_new_best)  # loss, epoch, bad_epochs, model (CPU weights)
+    resumed: bool = False
+    best_val_logits: tuple[int, torch.Tensor] | None = None  # CPU runs: (epoch, val logits) of the best
+
+    def update_best(self, val_loss: float, model: nn.Module) -> None:
+        """Keep a CPU copy of the weights when `val_loss` is a new finite best, else count a bad epoch."""
+        best = self.best
+        if math.isfinite(val_loss) and val_loss < best["loss"]:
+            weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            best.update(loss=val_loss, epoch=self.epoch, bad_epochs=0, model=weights)
+        else:
+            best["bad_epochs"] += 1
+
+
+def fingerprint(ds: ArrayDataset, similarity_spec, loss_spec, model_spec, spec: TrainingSpec) -> str:
+    """Identifies the plan a checkpoint belongs to (specs, seed, data shape, labels)."""
+    h = hashlib.sha256()
+    description = {
+        "similarity": similarity_spec,
+        "loss": loss_spec,
+        "model": model_spec,
+        "training": spec.model_dump(mode="json"),
+        "classes": ds.classes,
+        "x_shape": list(ds.x.shape),
+    }
+    h.update(json.dumps(description, sort_keys=True, default=str).encode())
+    h.update(ds.y.tobytes())
+    return h.hexdigest()
+
+
+def save_checkpoint(
+    checkpoints: CheckpointStore, setup: TrainSetup, state: TrainState, elapsed: float
+) -> None:
+    """Write the checkpoint of `state.epoch` (durable when this returns)."""
+    checkpoints.save(
+        state.epoch,
+        {
+            "version": CHECKPOINT_VERSION,
+            "fingerprint": setup.fingerprint,
+            "epoch": state.epoch,
+            "model": setup.model.state_dict(),
+            "optimizer": setup.optimizer.state_dict(),
+            "rng": rng_state(),
+            "best": state.best,
+            "history": state.history,
+            "elapsed_s": elapsed,
+            "stop_reason": state.stop_reason,
+        },
+    )
+
+
+def restore_checkpoint(
+    setup: TrainSetup, checkpoints: CheckpointStore | None, hooks: TrainHooks
+) -> TrainState:
+    """Load the latest checkpoint of this plan into the model, optimizer and RNGs; its state (else a fresh one)."""
+    saved = checkpoints.load_latest() if checkpoints is not None else None
+    if saved is not None and saved.get("fingerprint") != setup.fingerprint:
+        hooks.on_warning("ignoring checkpoints written for a different plan; training from scratch")
+        checkpoints.clear()
+        saved = None
+    if saved is None:
+        return TrainState()
+    setup.model.load_state_dict(saved["model"])
+    setup.optimizer.load_state_dict(saved["optimizer"])
+    state = TrainState(
+        epoch=int(saved["epoch"]),
+        history=list(saved["history"]),
+        elapsed_before=float(saved["elapsed_s"]),
+        stop_reason=saved["stop_reason"] if saved["stop_reason"] != "cancelled" else None,
+        best=dict(saved["best"]),
+        resumed=True,
+    )
+    set_rng_state(saved["rng"])
+    return state

@@ -1,0 +1,124 @@
+"""`JobHooks`: the training hooks of a worker's job, and the worker-wide shutdown flag they read.
+
+    hooks = JobHooks(session, job_id, owner, heartbeat)
+    result = train(plan, hooks, checkpoints)
+    hooks.lease_lost, hooks.cancelled, hooks.shutting_down   # why the run stopped, in priority order
+
+The hooks write the start event, every epoch and warnings to the database while the lease is ours (best
+effort: a database hiccup must not kill a healthy run), notice a cancel at each epoch boundary and stop
+the run when the lease is lost, the job is cancelled or the worker shuts down (`request_shutdown`, called
+from the SIGTERM handling in `worker.app`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.db import Job
+from core.db import jobs as jobdb
+from core.jsonsafe import json_safe
+from worker.heartbeat import Heartbeat
+
+__all__ = ["JobHooks", "request_shutdown", "shutdown_requested"]
+
+log = logging.getLogger("simtrain.worker.runner")
+
+# Set by the worker's SIGTERM handling (worker.app): every running job checkpoints and is released.
+shutdown_requested = threading.Event()
+
+
+def request_shutdown() -> None:
+    """Ask running jobs to stop at the end of their current epoch and go back to the queue."""
+    shutdown_requested.set()
+
+
+class JobHooks:
+    """`core.training.TrainHooks` writing to the database while the lease is ours."""
+
+    def __init__(self, session: Session, job_id: str, owner: str, heartbeat: Heartbeat) -> None:
+        self.s = session
+        self.job_id = job_id
+        self.owner = owner
+        self.hb = heartbeat
+        self.last_checkpoint: int | None = None
+        self.last_epoch = 0
+
+    # why the run stopped, in priority order
+    @property
+    def lease_lost(self) -> bool:
+        return not self.hb.lease_valid()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.hb.cancel_requested.is_set()
+
+    @property
+    def shutting_down(self) -> bool:
+        return shutdown_requested.is_set()
+
+    def _db(self, what: str, fn) -> Any:
+        """Progress writes are best effort: a database hiccup must not kill a healthy run."""
+        for attempt in range(3):
+            try:
+                return fn()
+            except Exception as exc:  # noqa: BLE001
+                with contextlib.suppress(Exception):
+                    self.s.rollback()
+                log.warning("job %s: %s failed (try %d): %s", self.job_id, what, attempt + 1, exc)
+                time.sleep(0.5 * (2**attempt))
+        return None
+
+    def on_start(self, info: dict[str, Any]) -> None:
+        resumed = info.get("resumed_from_epoch")
+        msg = f"training on {info.get('device', '?')}"
+        if resumed:
+            msg += f", resumed from epoch {resumed}"
+        log.info("job %s: %s", self.job_id, msg)
+
+        def write():
+            jobdb.add_event(self.s, self.job_id, "info", msg, json_safe(info))
+            self.s.commit()
+
+        self._db("start event", write)
+
+    def on_epoch(self, epoch: int, epochs: int, record: dict[str, Any]) -> None:
+        self.last_epoch = epoch
+        ok = self._db(
+            "record_epoch",
+            lambda: jobdb.record_epoch(self.s, self.job_id, self.owner, epoch, json_safe(record)),
+        )
+        if ok is False:
+            log.warning("job %s: epoch %d not recorded: the lease is no longer ours", self.job_id, epoch)
+            self.hb.lease_lost.set()
+            return
+        # notice a cancel at the epoch boundary instead of waiting for the next heartbeat
+        cancel = self._db(
+            "cancel check",
+            lambda: self.s.execute(select(Job.cancel_requested).where(Job.id == self.job_id)).scalar(),
+        )
+        self._db("commit", self.s.commit)
+        if cancel:
+            self.hb.cancel_requested.set()
+
+    def on_checkpoint(self, epoch: int) -> None:
+        self.last_checkpoint = epoch
+        log.info("job %s: checkpoint of epoch %d written", self.job_id, epoch)
+
+    def should_stop(self) -> bool:
+        return self.lease_lost or self.cancelled or self.shutting_down
+
+    def on_warning(self, message: str) -> None:
+        log.warning("job %s: %s", self.job_id, message)
+
+        def write():
+            jobdb.add_event(self.s, self.job_id, "warning", message[:2000])
+            self.s.commit()
+
+        self._db("warning event", write)
