@@ -1,4 +1,6 @@
-"""The Python client and the `simtrain` CLI against a real HTTP server (uvicorn in a thread)."""
+"""The Python client and the `simtrain` CLI against a real HTTP server (uvicorn in a thread).
+
+More of the CLI (typer's CliRunner, subprocesses, tables, retries): tests/cli/."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ import io
 import numpy as np
 import pytest
 
-from api import cli
+from cli import app as cli
+from cli.processes import worker_command
 from core.client import ApiError, SimtrainClient
 from tests.live_server import live_server
 from tests.specs import SIMLOSS_JOB
@@ -105,17 +108,21 @@ def test_cli_commands(server, tmp_path, capsys, monkeypatch, trained_artifacts, 
     assert cli.main(["submit", *base, "--dataset", "builtin:digits", "--loss", '{"kind":"nope"}']) == 1
     assert "loss.kind" in capsys.readouterr().err
     monkeypatch.delenv("SIMTRAIN_API_KEY", raising=False)
-    with pytest.raises(SystemExit):
-        cli.main(["status", "--url", url, "--api-key", "", job_id])
+    assert cli.main(["status", "--url", url, "--api-key", "", job_id]) == 1
+    assert "no API key" in capsys.readouterr().err
 
 
 def test_worker_command_and_dev_arguments():
-    cmd = cli.worker_command("simtrain", 2)
+    import typer
+
+    cmd = worker_command("simtrain", 2)
     assert cmd[1:] == ["-m", "celery", "-A", "worker.app:celery_app", "worker", "-Q", "simtrain", "-c", "2",
                        "--loglevel", "INFO"]  # fmt: skip
-    parser = cli.build_parser()
-    args = parser.parse_args(["dev", "--port", "8123", "--home", "/tmp/x"])
-    assert args.port == 8123 and args.home == "/tmp/x"
+    group = typer.main.get_command(cli.app)
+    parent = group.make_context("simtrain", ["dev"], resilient_parsing=True)
+    dev = group.get_command(parent, "dev")
+    args = dev.make_context("dev", ["--port", "8123", "--home", "/tmp/x"], parent=parent)
+    assert args.params["port"] == 8123 and args.params["home"] == "/tmp/x"
 
 
 def test_api_never_imports_worker():

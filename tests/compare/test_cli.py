@@ -1,19 +1,39 @@
-"""`simtrain compare` and `simtrain submit` turn their options into the request bodies the API takes."""
+"""`simtrain compare` and `simtrain submit` turn their options into the request bodies the API takes
+(the CLI run by typer's CliRunner against a fake API that records what it is sent)."""
 
 from __future__ import annotations
 
-import pytest
+import json
 
-from api.cli import build_parser
-from core.compare.cli import build_request
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from cli.app import app
+from cli.connect import Overrides
+from cli.jobfields import JobFields
 from core.compare.spec import ComparisonCreate
 from core.jobspec import JobCreate
+
+
+def _run(argv: list[str]) -> tuple[object, list[dict]]:
+    """Run `simtrain ARGV` with the API answering every POST with an object of id "x-1"; returns the
+    result and the JSON bodies that were POSTed."""
+    posted: list[dict] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        posted.append(json.loads(request.content))
+        return httpx.Response(201, json={"id": "x-1", "status": "queued"})
+
+    http = httpx.Client(transport=httpx.MockTransport(handler), base_url="http://simtrain.test")
+    result = CliRunner().invoke(app, [*argv, "--api-key", "st_test"], obj=Overrides(http=http))
+    return result, posted
 
 
 def test_compare_arguments_become_a_valid_comparison_request(tmp_path):
     sim = tmp_path / "sim.json"
     sim.write_text('{"kind": "ordinal", "reduction_factor": 0.3}')
-    args = build_parser().parse_args(
+    result, posted = _run(
         [
             "compare",
             "--dataset", "builtin:digits",
@@ -23,9 +43,12 @@ def test_compare_arguments_become_a_valid_comparison_request(tmp_path):
             "--variant", 'soft={"kind":"soft_labels","temperature":2}',
             "--seeds", "2",
             "--epochs", "4",
+            "--no-wait",
         ]
     )  # fmt: skip
-    body = build_request(args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "x-1"
+    [body] = posted
     assert body == {
         "dataset": "builtin:digits",
         "classes": ["0", "1", "2"],
@@ -41,26 +64,29 @@ def test_compare_arguments_become_a_valid_comparison_request(tmp_path):
 
 
 def test_submit_shares_the_job_fields_and_adds_the_loss():
-    from core.compare.cli import base_spec_from_args
-
-    args = build_parser().parse_args(
+    spec = JobFields(dataset="builtin:digits", similarity='{"kind":"ordinal"}', epochs=3).spec()
+    assert spec == {"dataset": "builtin:digits", "similarity": {"kind": "ordinal"}, "training": {"epochs": 3}}
+    result, posted = _run(
         ["submit", "--dataset", "builtin:digits", "--loss", '{"kind":"simloss"}', "--epochs", "3",
          "--similarity", '{"kind":"ordinal"}']
     )  # fmt: skip
-    spec = base_spec_from_args(args)
-    assert spec == {"dataset": "builtin:digits", "similarity": {"kind": "ordinal"}, "training": {"epochs": 3}}
-    JobCreate.model_validate(spec | {"loss": {"kind": "simloss"}})
+    assert result.exit_code == 0, result.output
+    assert posted == [spec | {"loss": {"kind": "simloss"}}]
+    JobCreate.model_validate(posted[0])
 
 
 @pytest.mark.parametrize(
     "argv, message",
     [
         (["compare", "--dataset", "builtin:digits"], "at least one --variant"),
+        (["compare", "--variant", "a={}"], "compare needs --dataset"),
         (["compare", "--dataset", "builtin:digits", "--variant", "nojson"], "expected NAME=LOSS_JSON"),
         (["compare", "--dataset", "builtin:digits", "--variant", "a={bad"], "--variant a is not valid JSON"),
+        (["submit", "--dataset", "builtin:digits", "--model", "@/nonexistent.json"], "--model: cannot read"),
     ],
 )
 def test_bad_compare_arguments_exit_with_a_message(argv, message):
-    with pytest.raises(SystemExit) as exc:
-        build_request(build_parser().parse_args(argv))
-    assert message in str(exc.value)
+    result, posted = _run(argv)
+    assert result.exit_code == 1 and posted == []
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

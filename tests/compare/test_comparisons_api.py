@@ -4,15 +4,16 @@ variants and the baseline over two seeds; the report's numbers are the children'
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import time
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
-from core.compare.cli import add_compare_arguments, compare_command
+from cli.app import app
+from cli.connect import Overrides
 
 pytestmark = [pytest.mark.slow]
 
@@ -52,10 +53,10 @@ def _npz(data: bytes) -> dict:
         return {k: z[k] for k in z.files}
 
 
-def _cli_args(argv: list[str]):
-    parser = argparse.ArgumentParser()
-    add_compare_arguments(parser, client=True)
-    return parser.parse_args(argv)
+def compare_command(argv: list[str], http) -> tuple[int, str]:
+    """`simtrain compare ARGV` sending through `http` (the stack's TestClient): (exit status, output)."""
+    result = CliRunner().invoke(app, ["compare", *argv], obj=Overrides(http=http))
+    return result.exit_code, result.output
 
 
 def test_comparison_fans_out_trains_and_reports_the_childrens_numbers(stack_factory, tmp_path):
@@ -63,7 +64,6 @@ def test_comparison_fans_out_trains_and_reports_the_childrens_numbers(stack_fact
     c = stack.client
     key = stack.headers["Authorization"].split()[1]
     # submitted the way `simtrain compare` does it
-    out = io.StringIO()
     argv = [
         "--api-key",
         key,
@@ -80,8 +80,9 @@ def test_comparison_fans_out_trains_and_reports_the_childrens_numbers(stack_fact
     ]
     for v in BODY["variants"]:
         argv += ["--variant", f"{v['name']}={json.dumps(v['loss'])}"]
-    assert compare_command(_cli_args(argv + ["--no-wait"]), http=c, out=out) == 0
-    comp = c.get(f"/v1/comparisons/{out.getvalue().strip()}", headers=stack.headers).json()
+    rc, out = compare_command(argv + ["--no-wait"], http=c)
+    assert rc == 0, out
+    comp = c.get(f"/v1/comparisons/{out.strip()}", headers=stack.headers).json()
     assert comp["spec"] == {
         **BODY,
         "classes": None,
@@ -121,14 +122,12 @@ def test_comparison_fans_out_trains_and_reports_the_childrens_numbers(stack_fact
 
     stack.start_worker()
     # followed the way `simtrain compare --watch ID --report PATH` does it: a table per change, then a summary
-    out = io.StringIO()
     html_path = tmp_path / "report.html"
-    rc = compare_command(
-        _cli_args(["--api-key", key, "--watch", comp["id"], "--interval", "0.5", "--timeout", "300",
-                   "--report", str(html_path)]),
-        http=c, out=out,
+    rc, text = compare_command(
+        ["--api-key", key, "--watch", comp["id"], "--interval", "0.5", "--timeout", "300",
+         "--report", str(html_path)],
+        http=c,
     )  # fmt: skip
-    text = out.getvalue()
     assert rc == 0, (text, stack.logs())
     assert f"comparison {comp['id']}: succeeded  8/8 runs done, 100%" in text
     assert "differences to baseline" in text and "simloss" in text.split("differences to baseline")[1]

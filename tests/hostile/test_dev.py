@@ -58,7 +58,7 @@ def test_simtrain_dev_trains_a_job_and_stops_everything_on_sigterm(tmp_path):
     port = free_port()
     env = clean_env(device="cpu")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "dev", "--port", str(port), "--home", str(tmp_path / "home")],
+        [sys.executable, "-m", "cli", "dev", "--port", str(port), "--home", str(tmp_path / "home")],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,

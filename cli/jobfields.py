@@ -1,0 +1,112 @@
+"""The one parser of the job fields that `simtrain submit` and `simtrain compare` share, and their typer
+options.
+
+    fields = JobFields(dataset="builtin:digits", classes="0,1,2", similarity='{"kind":"ordinal"}', epochs=4)
+    fields.spec()                   # {"dataset", "classes", "similarity", "training": {"epochs": 4}}
+    comparison_body(fields, ['simloss={"kind":"simloss"}'], seeds=3)   # the POST /v1/comparisons body
+
+A JSON option may be `@file.json`. A value that cannot be used raises `OptionError`, whose message names
+the option (`--variant a is not valid JSON: ...`); the CLI prints it as its one error line (exit 1).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from core.errors import SimtrainError
+
+__all__ = [
+    "ClassesOption",
+    "EpochsOption",
+    "IdempotencyKeyOption",
+    "JobFields",
+    "ModelOption",
+    "OptionError",
+    "SimilarityOption",
+    "TrainingOption",
+    "comparison_body",
+    "json_option",
+]
+
+ClassesOption = Annotated[str | None, typer.Option(help="comma-separated subset / order of the classes")]
+SimilarityOption = Annotated[str | None, typer.Option(help="similarity spec as JSON (or @file.json)")]
+ModelOption = Annotated[str | None, typer.Option(help="model spec as JSON (or @file.json)")]
+TrainingOption = Annotated[str | None, typer.Option(help="training spec as JSON (or @file.json)")]
+EpochsOption = Annotated[int | None, typer.Option(help="training epochs (overrides the training spec's)")]
+IdempotencyKeyOption = Annotated[
+    str | None, typer.Option(help="the same key again answers what the first request made")
+]
+
+
+class OptionError(SimtrainError):
+    """A command-line value that cannot be used; `field` is the option (`--similarity`)."""
+
+    status = 2
+    code = "invalid_option"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message, details={"field": field})
+        self.field = field
+
+
+def json_option(text: str | None, name: str) -> Any:
+    """A JSON option's value (`@file.json` reads the file); OptionError naming `--name` when unusable."""
+    if text is None:
+        return None
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text()
+        except OSError as e:
+            raise OptionError(f"--{name}", f"--{name}: cannot read {text[1:]}: {e.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise OptionError(f"--{name}", f"--{name} is not valid JSON: {e}") from None
+
+
+@dataclass(frozen=True)
+class JobFields:
+    """The options of a job spec as typed on the command line (JSON text, comma lists)."""
+
+    dataset: str | None
+    classes: str | None = None
+    similarity: str | None = None
+    model: str | None = None
+    training: str | None = None
+    epochs: int | None = None
+
+    def spec(self) -> dict[str, Any]:
+        """dataset, classes, similarity, model, training (with --epochs folded in) as the API takes them."""
+        spec: dict[str, Any] = {"dataset": self.dataset}
+        if self.classes:
+            spec["classes"] = [c.strip() for c in self.classes.split(",") if c.strip()]
+        if self.similarity:
+            spec["similarity"] = json_option(self.similarity, "similarity")
+        if self.model:
+            spec["model"] = json_option(self.model, "model")
+        training = json_option(self.training, "training") or {}
+        if self.epochs is not None:
+            training["epochs"] = self.epochs
+        if training:
+            spec["training"] = training
+        return spec
+
+
+def comparison_body(fields: JobFields, variants: list[str], seeds: int) -> dict[str, Any]:
+    """The POST /v1/comparisons body: the job fields, `seeds`, and each `NAME=LOSS_JSON` variant."""
+    if not fields.dataset:
+        raise OptionError("--dataset", "compare needs --dataset (or --watch ID)")
+    if not variants:
+        raise OptionError("--variant", "compare needs at least one --variant NAME=LOSS_JSON")
+    parsed = []
+    for item in variants:
+        name, sep, loss = item.partition("=")
+        if not sep or not name.strip():
+            raise OptionError("--variant", f"--variant {item!r}: expected NAME=LOSS_JSON")
+        parsed.append({"name": name.strip(), "loss": json_option(loss, f"variant {name.strip()}")})
+    return fields.spec() | {"seeds": seeds, "variants": parsed}

@@ -1,0 +1,85 @@
+"""Comparisons of `SimtrainClient`: one job spec trained with several losses over several seeds, against
+the cross-entropy baseline.
+
+    comp = client.create_comparison({"dataset": "builtin:digits", "similarity": {...},
+                                     "variants": [{"name": "simloss", "loss": {"kind": "simloss"}}],
+                                     "seeds": 3})
+    for comp in client.watch_comparison(comp["id"], interval=2):   # a snapshot per poll, until it ends
+        ...
+    comp = client.wait_comparison(comp["id"], timeout=3600)        # TimeoutError when still running
+    html = client.comparison_report(comp["id"])                    # the self-contained HTML report
+
+`create_comparison` always sends an Idempotency-Key (a new one unless given).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from core.client.base import BaseClient, new_idempotency_key, seg
+from core.client.types import Comparison, ComparisonPage, ComparisonSummary
+from core.status import COMPARISON_TERMINAL
+
+__all__ = ["ComparisonsMixin"]
+
+
+class ComparisonsMixin(BaseClient):
+    def create_comparison(self, body: dict[str, Any], *, idempotency_key: str | None = None) -> Comparison:
+        headers = {"Idempotency-Key": idempotency_key or new_idempotency_key()}
+        return self._json("POST", "/v1/comparisons", json=body, headers=headers)
+
+    def get_comparison(self, comparison_id: str) -> Comparison:
+        """Progress, the children and, once every child has ended, the report."""
+        return self._json("GET", f"/v1/comparisons/{seg(comparison_id)}")
+
+    def list_comparisons(
+        self, *, status: str | None = None, limit: int = 20, cursor: str | None = None
+    ) -> ComparisonPage:
+        params: dict[str, Any] = {"limit": limit}
+        if status:
+            params["status"] = str(status)
+        if cursor:
+            params["cursor"] = cursor
+        return self._json("GET", "/v1/comparisons", params=params)
+
+    def iter_comparisons(
+        self, *, status: str | None = None, page_size: int = 100
+    ) -> Iterator[ComparisonSummary]:
+        return self._pages("/v1/comparisons", {"status": str(status)} if status else {}, page_size)
+
+    def cancel_comparison(self, comparison_id: str) -> Comparison:
+        """Cancel every child that has not ended (202); an ended comparison is a ConflictError."""
+        return self._json("POST", f"/v1/comparisons/{seg(comparison_id)}/cancel")
+
+    def watch_comparison(
+        self, comparison_id: str, *, interval: float = 2.0, timeout: float | None = None
+    ) -> Iterator[Comparison]:
+        """The comparison now and after every `interval` seconds, until it has ended or `timeout` seconds
+        passed (the last one yielded is then still running)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            comp = self.get_comparison(comparison_id)
+            yield comp
+            if comp["status"] in COMPARISON_TERMINAL:
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            time.sleep(max(interval, 0.05))
+
+    def wait_comparison(
+        self, comparison_id: str, *, timeout: float | None = None, poll: float = 2.0
+    ) -> Comparison:
+        """Poll until the comparison has ended; TimeoutError after `timeout` seconds."""
+        comp = None
+        for comp in self.watch_comparison(comparison_id, interval=poll, timeout=timeout):
+            pass
+        assert comp is not None
+        if comp["status"] not in COMPARISON_TERMINAL:
+            raise TimeoutError(f"comparison {comparison_id} is still {comp['status']} after {timeout} s")
+        return comp
+
+    def comparison_report(self, comparison_id: str) -> str:
+        """The report as a self-contained HTML page; 409 (ConflictError) until every child has ended."""
+        return self._send("GET", f"/v1/comparisons/{seg(comparison_id)}/report").text
