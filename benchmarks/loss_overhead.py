@@ -2,7 +2,8 @@
 
 For N = 4096 rows and C in {10, 100, 1000} classes it times loss(logits, targets).backward() for each
 kind (built by core.losses.build_loss with a dense ordinal similarity, a two-level hierarchy for
-hierarchical_xe) and for F.cross_entropy in the same run, interleaved round-robin, and reports the
+hierarchical_xe, the binomial family for unimodal_soft_labels, whose beta family has parameters for 3-14
+classes only) and for F.cross_entropy in the same run, interleaved round-robin, and reports the
 median time of each as a ratio to cross-entropy's median. It prints a markdown table and writes the
 "Loss overhead" section of docs/benchmarks.md ("Loss overhead (cuda)" for a GPU run: date, machine, torch
 version, ratios), replacing the previous one and leaving the rest of the file alone.
@@ -59,6 +60,8 @@ def _specs(c: int) -> dict[str, tuple[dict, dict | None]]:
                     {"weight": 0.3, "loss": {"kind": "expected_value"}},
                 ],
             }
+        elif kind == "unimodal_soft_labels":
+            spec = {"kind": kind, "family": "binomial"}
         else:
             spec = {"kind": kind}
         out[kind] = (spec, tree if kind == "hierarchical_xe" else ordinal)

@@ -10,38 +10,52 @@ return the batch mean, and use O(N * C) memory.
 """
 
 from core.losses.base import ClassificationLoss, check_range, check_similarity
-from core.losses.build import NEEDS_SIMILARITY, build_loss
+from core.losses.build import NEEDS_SIMILARITY, ORDERED, build_loss
+from core.losses.cdw_ce import CDWCELoss
 from core.losses.combined import CombinedLoss
 from core.losses.cross_entropy import CrossEntropyLoss
 from core.losses.emd import EMDLoss
 from core.losses.expected_cost import ExpectedCostLoss
 from core.losses.expected_value import ExpectedValueLoss
+from core.losses.focal import FocalLoss
 from core.losses.hierarchical import HierarchicalXELoss
 from core.losses.pairwise import PairwiseLoss, log1m_softmax
 from core.losses.partial_credit import PartialCreditLoss
 from core.losses.simloss import SimLoss
+from core.losses.slace import SLACELoss
 from core.losses.soft_labels import SoftLabelLoss
-from core.losses.spec import LOSS_KINDS, BaseLossSpec, LossSpec, parse_loss_spec
+from core.losses.spec import LOSS_KINDS, UNIMODAL_FAMILIES, BaseLossSpec, LossSpec, parse_loss_spec
+from core.losses.unimodal_soft_labels import UnimodalSoftLabelLoss
+from core.losses.unimodal_targets import unimodal_table
+from core.losses.weighted_kappa import WeightedKappaLoss
 
 __all__ = [
     "LOSS_KINDS",
     "NEEDS_SIMILARITY",
+    "ORDERED",
+    "UNIMODAL_FAMILIES",
     "BaseLossSpec",
+    "CDWCELoss",
     "ClassificationLoss",
     "CombinedLoss",
     "CrossEntropyLoss",
     "EMDLoss",
     "ExpectedCostLoss",
     "ExpectedValueLoss",
+    "FocalLoss",
     "HierarchicalXELoss",
     "LossSpec",
     "PairwiseLoss",
     "PartialCreditLoss",
+    "SLACELoss",
     "SimLoss",
     "SoftLabelLoss",
+    "UnimodalSoftLabelLoss",
+    "WeightedKappaLoss",
     "build_loss",
     "check_range",
     "check_similarity",
     "log1m_softmax",
     "parse_loss_spec",
+    "unimodal_table",
 ]

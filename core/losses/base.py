@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from core.errors import SpecError
+from core.similarity.spec import TOLERANCE
 
 __all__ = [
     "ClassificationLoss",
@@ -59,7 +60,8 @@ def check_num_classes(num_classes: int, field: str = "classes") -> int:
 
 
 def check_similarity(similarity: torch.Tensor, field: str = "similarity") -> torch.Tensor:
-    """A float32 copy of S after checking: C x C, finite, in [0, 1], diagonal 1."""
+    """A float32 copy of S after checking: C x C, finite, in [0, 1], diagonal 1 (entries at most 1e-6
+    outside [0, 1] are clipped to it, as for a `matrix` spec; the diagonal may be 1e-6 + 1e-5 off)."""
     if (
         not isinstance(similarity, torch.Tensor)
         or similarity.dim() != 2
@@ -71,11 +73,11 @@ def check_similarity(similarity: torch.Tensor, field: str = "similarity") -> tor
     check_num_classes(s.shape[0])
     if not torch.isfinite(s).all():
         raise SpecError(field, "must be finite")
-    if (s < 0).any() or (s > 1).any():
+    if (s < -TOLERANCE).any() or (s > 1 + TOLERANCE).any():
         raise SpecError(field, "entries must lie in [0, 1]")
-    if not torch.allclose(torch.diagonal(s), torch.ones(s.shape[0]), atol=1e-6):
+    if not torch.allclose(torch.diagonal(s), torch.ones(s.shape[0]), atol=TOLERANCE):
         raise SpecError(field, "the diagonal must be 1")
-    return s.clone().contiguous()
+    return s.clamp(0.0, 1.0).contiguous()
 
 
 class ClassificationLoss(nn.Module):

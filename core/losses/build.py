@@ -8,10 +8,11 @@
 
 `similarity` may be None when `similarity_spec` is given (it is then built from the spec). Losses
 that need a similarity (simloss, soft_labels, expected_cost, pairwise, partial_credit) refuse to be
-built without one (SpecError on `loss.kind`); an identity similarity is fine. expected_value and emd
-use the values of an ordinal similarity spec, or the class order when there is none (or identity);
-hierarchical_xe needs a `hierarchy` similarity spec. Errors inside a combined loss name the component,
-e.g. `loss.components.1.loss.kind`.
+built without one (SpecError on `loss.kind`); an identity similarity is fine. The ordinal losses
+(expected_value, emd, cdw_ce, weighted_kappa, slace, unimodal_soft_labels) use the values of an ordinal
+similarity spec, or the class order when there is none (or identity); all but expected_value need a
+linear order (not cyclic). hierarchical_xe needs a `hierarchy` similarity spec. cross_entropy and focal
+need nothing. Errors inside a combined loss name the component, e.g. `loss.components.1.loss.kind`.
 """
 
 from __future__ import annotations
@@ -22,17 +23,22 @@ import torch
 
 from core.errors import SpecError
 from core.losses.base import ClassificationLoss, check_similarity
+from core.losses.cdw_ce import CDWCELoss
 from core.losses.combined import CombinedLoss
 from core.losses.cross_entropy import CrossEntropyLoss
 from core.losses.emd import EMDLoss
 from core.losses.expected_cost import ExpectedCostLoss
 from core.losses.expected_value import ExpectedValueLoss
+from core.losses.focal import FocalLoss
 from core.losses.hierarchical import HierarchicalXELoss
 from core.losses.pairwise import PairwiseLoss
 from core.losses.partial_credit import PartialCreditLoss
 from core.losses.simloss import SimLoss
+from core.losses.slace import SLACELoss
 from core.losses.soft_labels import SoftLabelLoss
 from core.losses.spec import CombinedSpec, parse_loss_spec
+from core.losses.unimodal_soft_labels import UnimodalSoftLabelLoss
+from core.losses.weighted_kappa import WeightedKappaLoss
 from core.similarity import (
     HierarchySimilarity,
     build_similarity,
@@ -42,10 +48,10 @@ from core.similarity import (
     parse_similarity_spec,
 )
 
-__all__ = ["NEEDS_SIMILARITY", "build_loss"]
+__all__ = ["NEEDS_SIMILARITY", "ORDERED", "build_loss"]
 
 NEEDS_SIMILARITY = ("simloss", "soft_labels", "expected_cost", "pairwise", "partial_credit")
-_ORDERED = ("expected_value", "emd")
+ORDERED = ("expected_value", "emd", "cdw_ce", "weighted_kappa", "slace", "unimodal_soft_labels")
 
 
 def build_loss(
@@ -86,12 +92,18 @@ def _build_one(
     kind = spec.kind
     if kind in NEEDS_SIMILARITY and similarity is None:
         raise SpecError("loss.kind", f"{kind} needs a similarity spec; got none")
+    if kind in ORDERED:
+        return _build_ordered(spec, classes, sim_spec)
     if kind == "cross_entropy":
         return CrossEntropyLoss(len(classes), label_smoothing=spec.label_smoothing)
+    if kind == "focal":
+        return FocalLoss(len(classes), gamma=spec.gamma, alpha=_class_weights(spec.alpha, classes))
     if kind == "simloss":
         return SimLoss(similarity)
     if kind == "soft_labels":
-        return SoftLabelLoss(similarity, temperature=spec.temperature, divergence=spec.divergence)
+        return SoftLabelLoss(
+            similarity, temperature=spec.temperature, divergence=spec.divergence, normalise=spec.normalise
+        )
     if kind == "expected_cost":
         return ExpectedCostLoss(similarity)
     if kind == "pairwise":
@@ -102,21 +114,53 @@ def _build_one(
         if not isinstance(sim_spec, HierarchySimilarity):
             got = "none" if sim_spec is None else f"kind {sim_spec.kind!r}"
             raise SpecError("loss.kind", f"hierarchical_xe needs a hierarchy similarity spec; got {got}")
-        return HierarchicalXELoss(hierarchy_paths(sim_spec, classes), alpha=spec.alpha)
-    if kind in _ORDERED:
-        if sim_spec is not None and sim_spec.kind not in ("identity", "ordinal"):
-            raise SpecError(
-                "loss.kind",
-                f"{kind} needs ordered classes: an ordinal similarity spec or none "
-                f"(class order); got kind {sim_spec.kind!r}",
-            )
-        values, period = class_values(sim_spec, classes)
-        if values is None:
-            values = torch.arange(len(classes), dtype=torch.float32)
-        if kind == "expected_value":
-            return ExpectedValueLoss(values, period=period, scale=spec.scale)
-        if period is not None:
-            raise SpecError("loss.kind", "emd needs linearly ordered classes; the similarity spec is cyclic")
-        order = torch.argsort(values.to(torch.float64), stable=True)
-        return EMDLoss(len(classes), order=order, mean_over_classes=spec.mean_over_classes)
+        return HierarchicalXELoss(
+            hierarchy_paths(sim_spec, classes), alpha=spec.alpha, weighting=spec.weighting
+        )
     raise SpecError("loss.kind", f"unknown loss kind {kind!r}")  # pragma: no cover - the union rejects it
+
+
+def _build_ordered(spec: Any, classes: list[str], sim_spec: Any) -> ClassificationLoss:
+    """The ordinal losses: class values from an ordinal spec (or the class order)."""
+    kind, c = spec.kind, len(classes)
+    if sim_spec is not None and sim_spec.kind not in ("identity", "ordinal"):
+        raise SpecError(
+            "loss.kind",
+            f"{kind} needs ordered classes: an ordinal similarity spec or none "
+            f"(class order); got kind {sim_spec.kind!r}",
+        )
+    values, period = class_values(sim_spec, classes)
+    if values is None:
+        values = torch.arange(c, dtype=torch.float32)
+    if kind == "expected_value":
+        return ExpectedValueLoss(values, period=period, scale=spec.scale)
+    if period is not None:
+        raise SpecError("loss.kind", f"{kind} needs linearly ordered classes; the similarity spec is cyclic")
+    order = torch.argsort(values.to(torch.float64), stable=True)
+    if kind == "emd":
+        return EMDLoss(c, order=order, mean_over_classes=spec.mean_over_classes)
+    if kind == "cdw_ce":
+        return CDWCELoss(c, alpha=spec.alpha, order=order)
+    if kind == "weighted_kappa":
+        return WeightedKappaLoss(c, weighting=spec.weighting, order=order)
+    if kind == "slace":
+        return SLACELoss(c, alpha=spec.alpha, order=order)
+    return UnimodalSoftLabelLoss(
+        c,
+        spec.family,
+        eta=spec.eta,
+        p=1.0 if spec.p is None else spec.p,
+        tau=1.0 if spec.tau is None else spec.tau,
+        alpha2=0.05 if spec.alpha2 is None else spec.alpha2,
+        order=order,
+    )
+
+
+def _class_weights(alpha: Any, classes: list[str]) -> float | torch.Tensor | None:
+    """focal's alpha: None, one number, or a {class: weight} map looked up per class (it may name more)."""
+    if not isinstance(alpha, dict):
+        return alpha
+    missing = [c for c in classes if c not in alpha]
+    if missing:
+        raise SpecError("loss.alpha", f"no weight for class {missing[0]!r} ({len(missing)} classes missing)")
+    return torch.tensor([alpha[c] for c in classes], dtype=torch.float64)

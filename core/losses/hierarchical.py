@@ -12,6 +12,17 @@ balanced tree). A small alpha weights all levels alike; a large one approaches p
 (which HXE is exactly for a flat tree). Several roots are joined under one virtual root; tree nodes
 with no class below them are ignored.
 
+`weighting="mbm_code"` uses the weights of the paper's published code instead (fiveai/making-better-
+mistakes, better_mistakes/trees.py, `get_exponential_weighting(hierarchy, alpha, normalize=True)`, read
+by `HierarchicalLLLoss` in better_mistakes/model/losses.py): the edge from C^(l) up to C^(l+1) weighs
+
+    exp(-alpha * depth(C^(l))) / Z,   Z = sum_{n: every node of the tree, the root too} exp(-alpha * depth(n))
+
+with depth the number of edges from the root (the tree: the classes' paths, under the virtual root when
+there are several roots). It grows toward the root where the paper's formula shrinks, and no alpha maps
+one onto the other (on an unbalanced tree even the scale differs per class); with a flat tree it is
+cross-entropy times exp(-alpha) / (1 + C exp(-alpha)).
+
 The sum telescopes into -sum_{nodes n on y's path} W[y, n] log p(n) with precomputed weights, and is
 computed by a custom autograd function in log space: lse(n) = logsumexp of the logits of the leaves
 below n, built level by level from the leaves up (a level: the nodes at one depth and their children),
@@ -29,6 +40,7 @@ with scatter. The gradient reuses e and T, top-down (one multiply per child, no 
 (memory O(N * nodes), no host reads, the batch mean folded in).
 
     loss = HierarchicalXELoss(paths=[["cat", "feline", "animal"], ["dog", "canine", "animal"]], alpha=0.1)
+    loss = HierarchicalXELoss(paths, alpha=0.1, weighting="mbm_code")
 """
 
 from __future__ import annotations
@@ -43,7 +55,9 @@ from torch.autograd.function import once_differentiable
 from core.errors import SpecError
 from core.losses.base import ClassificationLoss, check_range, reduce_output
 
-__all__ = ["HierarchicalXELoss"]
+__all__ = ["WEIGHTINGS", "HierarchicalXELoss"]
+
+WEIGHTINGS = ("paper", "mbm_code")
 
 
 @dataclass(frozen=True)
@@ -190,17 +204,21 @@ class _HXE(torch.autograd.Function):
 
 
 class HierarchicalXELoss(ClassificationLoss):
-    """HXE; `paths[k]` is [class k, its parent, ..., its root]; `alpha` in (0, 10]."""
+    """HXE; `paths[k]` is [class k, its parent, ..., its root]; `alpha` in (0, 10]; `weighting` "paper"
+    (exp(-alpha * height)) or "mbm_code" (exp(-alpha * depth), normalised over the tree)."""
 
     path_index: torch.Tensor
     path_weights: torch.Tensor
 
-    def __init__(self, paths: list[list[str]], alpha: float = 0.1) -> None:
+    def __init__(self, paths: list[list[str]], alpha: float = 0.1, weighting: str = "paper") -> None:
         super().__init__(len(paths))
         self.alpha = check_range("loss.alpha", alpha, 0.0, 10.0, lo_open=True)
+        if weighting not in WEIGHTINGS:
+            raise SpecError("loss.weighting", f"must be 'paper' or 'mbm_code', got {weighting!r}")
+        self.weighting = weighting
         paths, depth, parent = _tree(paths)
         leaves = [p[0] for p in paths]
-        weight = _node_weights(paths, self.alpha)
+        weight = _node_weights(paths, _edge_weights(paths, depth, self.alpha, weighting))
         # levels, deepest first: the nodes at depth d (the root at 0) computed from their children at d + 1;
         # children in the order: the parents of the level below, then the leaves at depth d + 1
         self._levels: list[_Level] = []
@@ -234,7 +252,10 @@ class HierarchicalXELoss(ClassificationLoss):
         return _HXE.apply(logits, targets, self, True)
 
     def extra_repr(self) -> str:
-        return f"num_classes={self.num_classes}, alpha={self.alpha}, levels={len(self._levels)}"
+        return (
+            f"num_classes={self.num_classes}, alpha={self.alpha}, weighting={self.weighting!r}, "
+            f"levels={len(self._levels)}"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -260,14 +281,24 @@ def _tree(paths: list[list[str]]) -> tuple[list[list], dict[object, int], dict[o
     return paths, depth, parent
 
 
-def _node_weights(paths: list[list], alpha: float) -> list[dict[object, float]]:
-    """W[k, node]: 1 at the leaf, exp(-alpha l) - exp(-alpha (l - 1)) at the l-th ancestor below the root."""
+def _edge_weights(
+    paths: list[list], depth: dict[object, int], alpha: float, weighting: str
+) -> list[list[float]]:
+    """lambda[k][l]: the weight of class k's edge from its l-th node up to the next one."""
+    if weighting == "paper":
+        return [[math.exp(-alpha * l) for l in range(len(p) - 1)] for p in paths]
+    total = math.fsum(math.exp(-alpha * d) for d in depth.values())  # every node once, the root included
+    return [[math.exp(-alpha * depth[node]) / total for node in p[:-1]] for p in paths]
+
+
+def _node_weights(paths: list[list], lam: list[list[float]]) -> list[dict[object, float]]:
+    """W[k, node] of the telescoped sum -sum_l lam_l log(p(C_l) / p(C_l+1)) = -sum_nodes W log p(node):
+    lam_0 at the leaf, lam_l - lam_(l-1) at the l-th ancestor below the root (log p(root) = 0)."""
     weight: list[dict[object, float]] = []
-    for p in paths:
-        lam = [math.exp(-alpha * l) for l in range(len(p))]
-        w = {p[0]: 1.0}
+    for p, lk in zip(paths, lam):
+        w = {p[0]: lk[0]}
         for l in range(1, len(p) - 1):
-            w[p[l]] = w.get(p[l], 0.0) + lam[l] - lam[l - 1]
+            w[p[l]] = w.get(p[l], 0.0) + lk[l] - lk[l - 1]
         weight.append(w)
     return weight
 

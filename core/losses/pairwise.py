@@ -21,6 +21,8 @@ and with c = 1 - S[y], o_j = p_j / (1 - p_j) for j != t, T = sum_{j != t} c_j o_
     d loss / d z_t = p_t (1 + c_t - T) - [t = y]
 
 `log1m_softmax(logits)` gives log(1 - softmax(logits)) (N, C) exactly, the same way, as a plain function.
+`pairwise(..., cross_entropy=False)` leaves the -log p_y term out (its share p - onehot(y) of the
+gradient with it): the class distance weighted cross-entropy of `core.losses.cdw_ce`.
 
     loss = PairwiseLoss(similarity)
 """
@@ -58,7 +60,7 @@ def log1m_softmax(logits: torch.Tensor) -> torch.Tensor:
 class _Pairwise(torch.autograd.Function):
     @staticmethod
     def forward(
-        ctx: Any, logits: torch.Tensor, cost: torch.Tensor, targets: torch.Tensor, mean: bool
+        ctx: Any, logits: torch.Tensor, cost: torch.Tensor, targets: torch.Tensor, mean: bool, ce: bool
     ) -> torch.Tensor:
         t, m, q, delta, spare = _without_top(logits)
         rest_mass = torch.sigmoid(delta)  # 1 - p_t, exact however small
@@ -66,10 +68,13 @@ class _Pairwise(torch.autograd.Function):
         c_t = c.gather(1, t)
         y = targets[:, None]
         # -log p_y - c_t log(1 - p_t) - sum_{j != t} c_j log1p(-p_j)   (log1p(-p_t) = 0 in the buffer)
-        nll = (m - logits.gather(1, y)).add_(F.softplus(delta)).sub_(c_t * F.logsigmoid(delta))
+        nll = c_t * F.logsigmoid(delta).neg_()
+        if ce:
+            nll.add_(m - logits.gather(1, y)).add_(F.softplus(delta))
         log1m = torch.mul(q, rest_mass.neg(), out=spare).log1p_()
         loss = nll.squeeze(1).sub_(log1m.mul_(c).sum(dim=1))
         ctx.save_for_backward(q, c, t, y, c_t, rest_mass, torch.sigmoid(-delta))
+        ctx.ce = ce
         return reduce_output(ctx, loss, mean)
 
     @staticmethod
@@ -81,19 +86,26 @@ class _Pairwise(torch.autograd.Function):
         out = torch.mul(q, rest_mass.neg()).add_(1.0)  # 1 - p (1 at t)
         out = torch.div(c, out, out=out).mul_(q)  # q w
         total = out.sum(dim=1, keepdim=True).mul_(rest_mass)  # T = sum_{j != t} c_j o_j
-        weight = rest_mass * (1.0 - total) - c_t * p_t
+        ce = 1.0 if ctx.ce else 0.0  # the cross-entropy term's share: p - onehot(y)
+        weight = rest_mass * (ce - total) - c_t * p_t
         out.mul_(rest_mass * g).addcmul_(q, weight * g)
-        out.scatter_add_(1, t, p_t * (1.0 + c_t - total) * g)
-        out.scatter_add_(1, y, (-g).expand_as(y))
-        return out, None, None, None
+        out.scatter_add_(1, t, p_t * (ce + c_t - total) * g)
+        if ctx.ce:
+            out.scatter_add_(1, y, (-g).expand_as(y))
+        return out, None, None, None, None
 
 
 def pairwise(
-    logits: torch.Tensor, targets: torch.Tensor, cost: torch.Tensor, *, mean: bool = False
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    cost: torch.Tensor,
+    *,
+    mean: bool = False,
+    cross_entropy: bool = True,
 ) -> torch.Tensor:
     """-log p_y - sum_j cost[y, j] log(1 - p_j) (cost[y, y] must be 0): per sample (N,), or the batch
-    mean with `mean=True`."""
-    return _Pairwise.apply(logits, cost.to(logits.dtype), targets, mean)
+    mean with `mean=True`; without the -log p_y term when `cross_entropy=False` (CDW-CE)."""
+    return _Pairwise.apply(logits, cost.to(logits.dtype), targets, mean, cross_entropy)
 
 
 class PairwiseLoss(ClassificationLoss):

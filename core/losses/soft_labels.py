@@ -2,10 +2,17 @@
 
     loss = -sum_c q_c log p_c,   log p = log_softmax(z)               (divergence="cross_entropy")
     loss = sum_c q_c (log q_c - log p_c)                                (divergence="kl": minus H(q))
-    q = S[y] ** (1 / T) / sum_c S[y, c] ** (1 / T),   d loss / d z = p - q
+    q = S[y] ** (1 / T) / sum_c S[y, c] ** (1 / T),   d loss / d z = p - q   (normalise="power")
+    q = softmax(S[y] / T) = exp(S[y] / T) / sum_c exp(S[y, c] / T)          (normalise="softmax")
 
 so "horse" with S[horse] = [1, 0.25, 0, 0] becomes [0.8, 0.2, 0, 0]; a temperature T < 1 sharpens
-toward the one-hot label, T > 1 flattens. The target rows and their entropies are precomputed once as
+toward the one-hot label, T > 1 flattens. "power" (the default) keeps zeros of S at zero and is plain
+cross-entropy at S = I; "softmax" is Ludwig's `class_similarities` target (its
+`class_similarities_temperature` T: each row of the similarity matrix through
+`ludwig.utils.math_utils.softmax(row, temperature=T)`, ludwig/features/category_feature.py), which
+gives every class some mass (exp(0) for S = 0) and is not one-hot even at S = I. With an ordinal S =
+r ** |i - j| and "power", q is SORD's target softmax(-alpha |i - j|) (Diaz and Marathe, CVPR 2019;
+dlordinal's SORDLoss) for alpha = -ln(r) / T. The target rows and their entropies are precomputed once as
 buffers. Two algorithms, each a custom autograd function returning p - q as the gradient with the batch
 mean folded in: "direct" (the default on CPU) reads logsumexp(z) off one softmax as z_y - log p_y
 (recomputed directly in the rare rows where p_y is below the square root of the dtype's smallest
@@ -16,6 +23,7 @@ CVPR 2020 (there from a hierarchy; here from any S), a similarity-aware label sm
 al. 2016).
 
     loss = SoftLabelLoss(similarity, temperature=1.0, divergence="kl")
+    loss = SoftLabelLoss(similarity, temperature=2.0, normalise="softmax")
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ __all__ = ["SoftLabelLoss", "soft_target_cross_entropy"]
 
 
 ALGORITHMS = ("auto", "direct", "log_space")
+NORMALISE = ("power", "softmax")
 
 
 class _Direct(torch.autograd.Function):
@@ -104,7 +113,7 @@ def soft_target_cross_entropy(
 
 
 class SoftLabelLoss(ClassificationLoss):
-    """Cross-entropy or KL to q = normalise(S[y] ** (1/T)); `temperature` in (0, 100]."""
+    """Cross-entropy or KL to q = normalise(S[y] ** (1/T)) or softmax(S[y] / T); `temperature` in (0, 100]."""
 
     target_probs: torch.Tensor
     target_entropy: torch.Tensor
@@ -115,6 +124,7 @@ class SoftLabelLoss(ClassificationLoss):
         temperature: float = 1.0,
         divergence: str = "cross_entropy",
         algorithm: str = "auto",
+        normalise: str = "power",
     ) -> None:
         s = check_similarity(similarity).to(torch.float64)
         super().__init__(s.shape[0])
@@ -125,8 +135,14 @@ class SoftLabelLoss(ClassificationLoss):
         if algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
         self.algorithm = algorithm
-        q = s.pow(1.0 / self.temperature)
-        q = q / q.sum(dim=1, keepdim=True)
+        if normalise not in NORMALISE:
+            raise SpecError("loss.normalise", f"must be 'power' or 'softmax', got {normalise!r}")
+        self.normalise = normalise
+        if normalise == "softmax":
+            q = torch.softmax(s / self.temperature, dim=1)
+        else:
+            q = s.pow(1.0 / self.temperature)
+            q = q / q.sum(dim=1, keepdim=True)
         entropy = -torch.where(q > 0, q * torch.log(q), torch.zeros_like(q)).sum(dim=1)
         self.register_buffer("target_probs", q.to(torch.float32))
         self.register_buffer("target_entropy", entropy.to(torch.float32))
@@ -146,6 +162,6 @@ class SoftLabelLoss(ClassificationLoss):
 
     def extra_repr(self) -> str:
         return (
-            f"num_classes={self.num_classes}, temperature={self.temperature}, divergence={self.divergence!r}, "
-            f"algorithm={self.algorithm!r}"
+            f"num_classes={self.num_classes}, temperature={self.temperature}, "
+            f"divergence={self.divergence!r}, normalise={self.normalise!r}, algorithm={self.algorithm!r}"
         )

@@ -5,13 +5,21 @@
     # tensor([[1.00, 0.50, 0.25], [0.50, 1.00, 0.50], [0.25, 0.50, 1.00]])
 
 See `core.similarity.spec` for the kinds and their fields, `core.similarity.build` for how each
-becomes a matrix.
+becomes a matrix (and `similarity_warnings(spec, classes)` for what a `matrix` spec had clipped).
 """
 
-from core.similarity.build import build_similarity, check_classes, class_groups, class_values, hierarchy_paths
+from core.similarity.build import (
+    build_similarity,
+    check_classes,
+    class_groups,
+    class_values,
+    hierarchy_paths,
+    similarity_warnings,
+)
 from core.similarity.spec import (
     MAX_CLASSES,
     SIMILARITY_KINDS,
+    TOLERANCE,
     EmbeddingSimilarity,
     GroupsSimilarity,
     HierarchySimilarity,
@@ -26,6 +34,7 @@ from core.similarity.spec import (
 __all__ = [
     "MAX_CLASSES",
     "SIMILARITY_KINDS",
+    "TOLERANCE",
     "EmbeddingSimilarity",
     "GroupsSimilarity",
     "HierarchySimilarity",
@@ -40,4 +49,5 @@ __all__ = [
     "class_values",
     "hierarchy_paths",
     "parse_similarity_spec",
+    "similarity_warnings",
 ]

@@ -4,6 +4,7 @@
     S = build_similarity({"kind": "groups", "groups": [["horse", "zebra"]], "within": 0.5}, classes)
     values, period = class_values(spec, classes)   # ordinal specs only, else (None, None)
     groups = class_groups(spec, classes)           # groups / hierarchy specs only, else None
+    notes = similarity_warnings(spec, classes)     # what was clipped (matrix specs), for a warning event
 
 S is float32, S[i, i] = 1 and 0 <= S <= 1. Specs are validated by `core.similarity.spec` (pydantic
 `ValidationError` for structural problems); problems that depend on `classes` raise
@@ -24,6 +25,7 @@ from core.similarity.embedding import class_text, cosine_similarity, embed_texts
 from core.similarity.spec import (
     MAX_CLASSES,
     MAX_NAME_LENGTH,
+    TOLERANCE,
     EmbeddingSimilarity,
     GroupsSimilarity,
     HierarchySimilarity,
@@ -34,7 +36,14 @@ from core.similarity.spec import (
     parse_similarity_spec,
 )
 
-__all__ = ["build_similarity", "check_classes", "class_groups", "class_values", "hierarchy_paths"]
+__all__ = [
+    "build_similarity",
+    "check_classes",
+    "class_groups",
+    "class_values",
+    "hierarchy_paths",
+    "similarity_warnings",
+]
 
 
 def check_classes(classes: Any) -> list[str]:
@@ -69,6 +78,34 @@ def build_similarity(spec: Any, classes: list[str]) -> torch.Tensor:
     s = torch.nan_to_num(s, nan=0.0).clamp(0.0, 1.0)
     s.fill_diagonal_(1.0)
     return s.to(torch.float32).contiguous()
+
+
+def similarity_warnings(spec: Any, classes: list[str]) -> list[str]:
+    """What `build_similarity(spec, classes)` clipped, one sentence each (empty when nothing was): a
+    `matrix` spec's entries at most TOLERANCE outside [0, 1] and diagonal entries within TOLERANCE of 1
+    (anything farther is refused by the spec). Meant for a job's warning event."""
+    parsed = parse_similarity_spec(spec)
+    if not isinstance(parsed, MatrixSimilarity):
+        return []
+    v = _matrix(parsed, check_classes(classes))
+    diagonal = torch.eye(v.shape[0], dtype=torch.bool)
+    outside = (v < 0) | (v > 1)
+    off = outside & ~diagonal
+    notes = []
+    if bool(off.any()):
+        worst = float(torch.maximum(-v, v - 1)[off].max())
+        notes.append(
+            f"similarity.values: {int(off.sum())} entries outside [0, 1] by at most {worst:.3g} "
+            f"(within {TOLERANCE:g}) were clipped to [0, 1]"
+        )
+    d = torch.diagonal(v)
+    if bool((d != 1).any()):
+        worst = float((d - 1).abs().max())
+        notes.append(
+            f"similarity.values: {int((d != 1).sum())} diagonal entries differ from 1 by at most {worst:.3g} "
+            f"(within {TOLERANCE:g}) and were set to 1"
+        )
+    return notes
 
 
 def _identity(spec: IdentitySimilarity, classes: list[str]) -> torch.Tensor:
@@ -152,10 +189,32 @@ def _hierarchy(spec: HierarchySimilarity, classes: list[str]) -> torch.Tensor:
     for level in range(depth):
         still &= table[:, None, level] == other[None, :, level]
         common += still
-    lengths = torch.tensor([len(p) for p in paths])
-    height = torch.maximum(lengths[:, None] - common, lengths[None, :] - common).to(torch.float64)
+    if spec.distance == "lca_height":
+        heights = _node_heights(spec.parents)
+        names = {i: n for n, i in ids.items()}
+        node_height = torch.tensor([heights[names[i]] for i in range(len(ids))], dtype=torch.float64)
+        lca = table.gather(1, (common - 1).clamp(min=0))  # row i, column j: the node id of LCA(i, j)
+        height = node_height[lca]
+    else:
+        lengths = torch.tensor([len(p) for p in paths])
+        height = torch.maximum(lengths[:, None] - common, lengths[None, :] - common).to(torch.float64)
     s = torch.pow(torch.tensor(spec.decay, dtype=torch.float64), height)
     return torch.where(common > 0, s, torch.zeros_like(s))
+
+
+def _node_heights(parents: dict[str, str]) -> dict[str, int]:
+    """The height of every node of the tree `parents`: the most edges down to a leaf below it (leaves 0)."""
+    children = set(parents.values())
+    height: dict[str, int] = {}
+    for leaf in (n for n in parents if n not in children):
+        node, h = leaf, 0
+        height[leaf] = 0
+        while node in parents:
+            node, h = parents[node], h + 1
+            if height.get(node, -1) >= h:
+                break  # this node and those above it already have a path at least as long
+            height[node] = h
+    return height
 
 
 def _embedding(spec: EmbeddingSimilarity, classes: list[str]) -> torch.Tensor:
@@ -171,7 +230,10 @@ def _embedding(spec: EmbeddingSimilarity, classes: list[str]) -> torch.Tensor:
         texts = [class_text(c, spec.text_template) for c in classes]
         vecs = torch.from_numpy(embed_texts(texts, spec.model)).to(torch.float64)
     cos = cosine_similarity(vecs)
-    s = torch.where(cos >= spec.threshold, cos, torch.zeros_like(cos)).clamp(min=0.0)
+    if spec.rescale == "lower_bound":  # SimLoss's (cos - lb) / (1 - lb), negatives 0
+        s = ((cos - spec.threshold) / (1.0 - spec.threshold)).clamp(min=0.0)
+    else:
+        s = torch.where(cos >= spec.threshold, cos, torch.zeros_like(cos)).clamp(min=0.0)
     return spec.reduction_factor * s.pow(spec.power)
 
 

@@ -11,7 +11,8 @@ list (unknown class names, matrix size vs number of classes) happen in `core.sim
 Kinds and fields (all floats strict: numbers only, finite):
 
 - `identity`: no fields. S = I.
-- `matrix`: `values` (C x C list of lists in `classes` order, each in [0, 1], diagonal 1).
+- `matrix`: `values` (C x C list of lists in `classes` order, each in [0, 1], diagonal 1; within
+  TOLERANCE = 1e-6 of that is accepted and clipped, see `core.similarity.build.similarity_warnings`).
 - `ordinal`: `reduction_factor` r in [0, 1] (default 0.5), optional `values` ({class: number}; a map,
   so the same spec works for any subset of the classes), `cyclic` (default false), optional `period`
   (only with `cyclic`; must exceed max - min of the values; see `OrdinalSimilarity`).
@@ -19,10 +20,11 @@ Kinds and fields (all floats strict: numbers only, finite):
   `between` in [0, within] (default 0).
 - `pairs`: `pairs` (list of `[a, b, value]`, value in [0, 1], no self pairs), `symmetric` (default true).
 - `hierarchy`: `parents` ({child: parent}; acyclic, depth <= MAX_HIERARCHY_DEPTH), `decay` in [0, 1]
-  (default 0.5).
+  (default 0.5), `distance` "longest_path" | "lca_height" (default "longest_path").
 - `embedding`: exactly one of `vectors` ({class: [floats]}, equal lengths, non-zero) or
   `model` ("all-MiniLM-L6-v2"); `template` (model only, default "a photo of a {}"), `threshold` in
-  [0, 1) (default 0), `power` in (0, 100] (default 1), `reduction_factor` in (0, 1] (default 1).
+  [0, 1) (default 0), `rescale` "none" | "lower_bound" (default "none"), `power` in (0, 100] (default
+  1), `reduction_factor` in (0, 1] (default 1).
 
 Every list and map carries a `max_length`, so an oversized payload (say a 10^4 x 10^4 matrix) is
 rejected by pydantic before anything is allocated for it. Outer models that embed `SimilaritySpec`
@@ -35,7 +37,15 @@ from __future__ import annotations
 import itertools
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, TypeAdapter, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    TypeAdapter,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 from pydantic_core.core_schema import ValidationInfo
 
@@ -49,6 +59,7 @@ __all__ = [
     "MAX_PAIRS",
     "MAX_VECTOR_DIM",
     "SIMILARITY_KINDS",
+    "TOLERANCE",
     "EmbeddingSimilarity",
     "GroupsSimilarity",
     "HierarchySimilarity",
@@ -68,7 +79,8 @@ MAX_HIERARCHY_DEPTH = 64
 MAX_VECTOR_DIM = 4096
 EMBEDDING_MODELS = ("all-MiniLM-L6-v2",)
 DEFAULT_TEMPLATE = "a photo of a {}"
-DIAGONAL_TOLERANCE = 1e-6
+TOLERANCE = 1e-6  # how far a matrix entry may lie outside [0, 1], or its diagonal from 1, to be clipped
+DIAGONAL_TOLERANCE = TOLERANCE
 
 ClassName = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=MAX_NAME_LENGTH)]
 Finite = Annotated[float, Strict(), Field(allow_inf_nan=False)]
@@ -78,6 +90,11 @@ Flag = Annotated[bool, Strict()]
 
 def _fail(message: str, **ctx: Any) -> PydanticCustomError:
     return PydanticCustomError("invalid_similarity", message, ctx or None)
+
+
+# an entry of a `matrix` spec: in [0, 1], or at most TOLERANCE outside (rounding in computed matrices);
+# checked by pydantic's own bounds (a 1000 x 1000 matrix in 0.1 s; a Python validator takes 3 times that)
+NearlyUnit = Annotated[float, Strict(), Field(ge=-TOLERANCE, le=1.0 + TOLERANCE, allow_inf_nan=False)]
 
 
 class _Spec(BaseModel):
@@ -91,11 +108,16 @@ class IdentitySimilarity(_Spec):
 
 
 class MatrixSimilarity(_Spec):
-    """S given in full: `values[i][j]` for `classes[i]`, `classes[j]`; not necessarily symmetric."""
+    """S given in full: `values[i][j]` for `classes[i]`, `classes[j]`; not necessarily symmetric.
+
+    Entries at most TOLERANCE (1e-6) outside [0, 1] and a diagonal within TOLERANCE of 1 (what rounding
+    leaves in a matrix computed from cosine similarities, say 1 + 2e-16) are accepted and clipped to
+    [0, 1] with the diagonal set to 1 (`core.similarity.build.similarity_warnings` says so); anything
+    farther is refused."""
 
     kind: Literal["matrix"]
     values: Annotated[
-        list[Annotated[list[Unit], Field(min_length=1, max_length=MAX_CLASSES)]],
+        list[Annotated[list[NearlyUnit], Field(min_length=1, max_length=MAX_CLASSES)]],
         Field(min_length=1, max_length=MAX_CLASSES),
     ]
 
@@ -242,14 +264,20 @@ class HierarchySimilarity(_Spec):
 
     `parents` maps each node to its parent; nodes without a parent are roots; the classes must be
     leaves (the map may hold more leaves than the dataset uses). With the lowest common ancestor
-    A = LCA(i, j) and h(i, j) = max(edges from i up to A, edges from j up to A) (the height of A above
-    the leaves; in a balanced tree simply A's height), S[i, j] = decay ** h(i, j), so siblings get
-    `decay`, cousins `decay**2`, and classes in different trees (no common ancestor) 0.
+    A = LCA(i, j), S[i, j] = decay ** h(i, j), so siblings get `decay`, cousins `decay**2`, and classes in
+    different trees (no common ancestor) 0. The distance h is, by `distance`:
+
+    - "longest_path" (the default): max(edges from i up to A, edges from j up to A), the longer of the
+      two paths to the common ancestor;
+    - "lca_height": the height of A in the tree of `parents` (the most edges from A down to any leaf
+      below it, classes or not), the distance of the making-better-mistakes code's soft labels and the
+      ILSVRC hierarchical cost. The same as "longest_path" in a balanced tree.
     """
 
     kind: Literal["hierarchy"]
     parents: Annotated[dict[ClassName, ClassName], Field(min_length=1, max_length=MAX_HIERARCHY_NODES)]
     decay: Annotated[float, Strict(), Field(ge=0.0, le=1.0, allow_inf_nan=False)] = 0.5
+    distance: Literal["longest_path", "lca_height"] = "longest_path"
 
     @field_validator("parents")
     @classmethod
@@ -276,8 +304,12 @@ class HierarchySimilarity(_Spec):
 class EmbeddingSimilarity(_Spec):
     """Similarity of class-name embeddings (as SimLoss does with word vectors for CIFAR-100).
 
-    cos = cosine similarity of the class vectors; S = reduction_factor * (cos if cos >= threshold
-    else 0) ** power, negatives set to 0, diagonal forced to 1, clipped to [0, 1]. The vectors are
+    cos = cosine similarity of the class vectors; with `rescale: "none"` (the default) S =
+    reduction_factor * (cos if cos >= threshold else 0) ** power, negatives set to 0; with
+    `rescale: "lower_bound"` the threshold is SimLoss's lower bound lb and S = reduction_factor *
+    max(0, (cos - lb) / (1 - lb)) ** power (Kobs et al.'s CIFAR-100 matrix, konstantinkobs/SimLoss,
+    image_classification/simloss/run.py, for power = reduction_factor = 1). The diagonal is forced to
+    1 and S clipped to [0, 1]. The vectors are
     given (`vectors`: {class: [floats]}, may hold more classes than used) or computed offline by a
     packaged sentence-embedding `model` from `template.format(name)` with underscores in the class
     name read as spaces ("a photo of a sweet pepper").
@@ -296,6 +328,7 @@ class EmbeddingSimilarity(_Spec):
         None
     )
     threshold: Annotated[float, Strict(), Field(ge=0.0, lt=1.0, allow_inf_nan=False)] = 0.0
+    rescale: Literal["none", "lower_bound"] = "none"
     power: Annotated[float, Strict(), Field(gt=0.0, le=100.0, allow_inf_nan=False)] = 1.0
     reduction_factor: Annotated[float, Strict(), Field(gt=0.0, le=1.0, allow_inf_nan=False)] = 1.0
 

@@ -48,6 +48,11 @@ RUNS = {
     "partial_credit": ({"kind": "partial_credit", "min_similarity": 0.2}, ORDINAL, 60),
     "hierarchical_xe": ({"kind": "hierarchical_xe", "alpha": 0.5}, TREE, 60),
     "emd": ({"kind": "emd"}, ORDINAL, 60),
+    "cdw_ce": ({"kind": "cdw_ce"}, ORDINAL, 60),
+    "weighted_kappa": ({"kind": "weighted_kappa", "weighting": "linear"}, ORDINAL, 150),
+    "slace": ({"kind": "slace"}, ORDINAL, 60),
+    "unimodal_soft_labels": ({"kind": "unimodal_soft_labels", "family": "triangular"}, ORDINAL, 60),
+    "focal": ({"kind": "focal"}, None, 60),
     "combined": (
         {
             "kind": "combined",

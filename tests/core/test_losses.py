@@ -18,16 +18,22 @@ from core.errors import SpecError
 from core.losses import (
     LOSS_KINDS,
     NEEDS_SIMILARITY,
+    CDWCELoss,
     CrossEntropyLoss,
     EMDLoss,
     ExpectedValueLoss,
+    FocalLoss,
     HierarchicalXELoss,
     PartialCreditLoss,
     SimLoss,
+    SLACELoss,
     SoftLabelLoss,
+    UnimodalSoftLabelLoss,
+    WeightedKappaLoss,
     build_loss,
     log1m_softmax,
     parse_loss_spec,
+    unimodal_table,
 )
 from core.similarity import build_similarity, hierarchy_paths, parse_similarity_spec
 
@@ -36,6 +42,10 @@ CLASSES = [f"c{i}" for i in range(C)]
 GROUPS = {"kind": "groups", "groups": [["c0", "c1"], ["c2", "c3"]], "within": 0.5}  # zeros across groups
 ORDINAL = {"kind": "ordinal", "reduction_factor": 0.4}
 CYCLIC = {"kind": "ordinal", "reduction_factor": 0.4, "cyclic": True}
+VALUES = {
+    "kind": "ordinal",
+    "values": {f"c{i}": v for i, v in enumerate([3, 1, 4, 10, 5])},
+}  # order 1 0 2 4 3
 TREE = {
     "kind": "hierarchy",
     "decay": 0.5,
@@ -155,6 +165,120 @@ def ref_emd(z, y, order=None, mean=False):
     return total / len(y)
 
 
+def ref_soft_labels_softmax(z, y, s, temperature=1.0):
+    """Ludwig's class_similarities target: q = softmax(S[y] / T)."""
+    total = 0.0
+    for p, t in zip(softmax_rows(z), y.tolist()):
+        w = [math.exp(s[t][k] / temperature) for k in range(len(p))]
+        total += -sum(v / sum(w) * math.log(p[k]) for k, v in enumerate(w))
+    return total / len(y)
+
+
+def ref_hxe_mbm(z, y, paths, alpha):
+    """making-better-mistakes' code weights: the edge below node n weighs exp(-alpha depth(n)) / Z."""
+    depth = {node: len(path) - 1 - l for path in paths for l, node in enumerate(path)}
+    total = math.fsum(math.exp(-alpha * d) for d in depth.values())
+    leaves_below: dict = {}
+    for k, path in enumerate(paths):
+        for node in path:
+            leaves_below.setdefault(node, set()).add(k)
+    out = 0.0
+    for p, t in zip(softmax_rows(z), y.tolist()):
+        path = paths[t]
+        mass = [sum(p[k] for k in leaves_below[node]) for node in path]
+        out += -sum(
+            math.exp(-alpha * depth[path[l]]) / total * math.log(mass[l] / mass[l + 1])
+            for l in range(len(path) - 1)
+        )
+    return out / len(y)
+
+
+def ranks(order, c=C):
+    order = list(range(c)) if order is None else order
+    return [order.index(k) for k in range(c)]
+
+
+def ref_cdw_ce(z, y, alpha, order=None):
+    r = ranks(order, z.shape[1])
+    return sum(
+        -sum(abs(r[k] - r[t]) ** alpha * math.log(1 - p[k]) for k in range(len(p)))
+        for p, t in zip(softmax_rows(z), y.tolist())
+    ) / len(y)
+
+
+def ref_weighted_kappa(z, y, weighting, order=None):
+    c = z.shape[1]
+    r = ranks(order, c)
+    w = [[abs(r[i] - r[j]) / (c - 1) for j in range(c)] for i in range(c)]
+    if weighting == "quadratic":
+        w = [[v * v for v in row] for row in w]
+    probs, truths = softmax_rows(z), y.tolist()
+    observed = sum(w[i][t] * p[i] for p, t in zip(probs, truths) for i in range(c))
+    predicted = [sum(p[i] for p in probs) for i in range(c)]
+    counts = [truths.count(j) for j in range(c)]
+    expected = sum(w[i][j] * predicted[i] * counts[j] for i in range(c) for j in range(c)) / len(truths)
+    return observed / (expected + 1e-10)
+
+
+def ref_slace(z, y, alpha, order=None):
+    r = ranks(order, z.shape[1])
+    total = 0.0
+    for p, t in zip(softmax_rows(z), y.tolist()):
+        d = [abs(r[k] - r[t]) for k in range(len(p))]
+        m = [math.exp(-alpha * v) for v in d]
+        accumulated = [sum(p[j] for j in range(len(p)) if d[j] <= d[k]) for k in range(len(p))]
+        total += -sum(m[k] / sum(m) * math.log(accumulated[k]) for k in range(len(p)))
+    return total / len(y)
+
+
+def ref_focal(z, y, gamma, alpha=None):
+    total = 0.0
+    for p, t in zip(softmax_rows(z), y.tolist()):
+        a = 1.0 if alpha is None else alpha[t]
+        total += -a * (1 - p[t]) ** gamma * math.log(p[t])
+    return total / len(y)
+
+
+def table_binomial(c):
+    theta = [0.1 + 0.8 * k / (c - 1) for k in range(c)]
+    return [[math.comb(c - 1, j) * th**j * (1 - th) ** (c - 1 - j) for j in range(c)] for th in theta]
+
+
+def table_poisson(c):  # dlordinal's: a softmax of the Poisson(k + 1) probabilities themselves
+    rows_ = [[math.exp(-(k + 1)) * (k + 1) ** j / math.factorial(j) for j in range(c)] for k in range(c)]
+    return [[math.exp(v) / sum(math.exp(u) for u in row) for v in row] for row in rows_]
+
+
+def table_exponential(c, p=1.0, tau=1.0):
+    rows_ = [[math.exp(-(abs(j - k) ** p) / tau) for j in range(c)] for k in range(c)]
+    return [[v / sum(row) for v in row] for row in rows_]
+
+
+def table_beta(params):
+    """Beta(a, b) mass in C equal bins of [0, 1], by numerical integration of the density."""
+    from scipy.integrate import quad
+
+    c = len(params)
+    out = []
+    for a, b in params:
+        norm = math.exp(math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b))
+        density = lambda x, a=a, b=b, norm=norm: x ** (a - 1) * (1 - x) ** (b - 1) / norm
+        out.append([quad(density, k / c, (k + 1) / c, epsabs=1e-13, epsrel=1e-12)[0] for k in range(c)])
+    return out
+
+
+BETA_5 = [(1, 8), (6, 14), (12, 12), (14, 6), (8, 1)]  # Vargas et al. 2022, 5 classes
+
+
+def ref_unimodal(z, y, table, eta=1.0, order=None):
+    r = ranks(order, z.shape[1])
+    total = 0.0
+    for p, t in zip(softmax_rows(z), y.tolist()):
+        q = [(1 - eta) * (k == t) + eta * table[r[t]][r[k]] / sum(table[r[t]]) for k in range(len(p))]
+        total += -sum(q[k] * math.log(p[k]) for k in range(len(p)))
+    return total / len(y)
+
+
 def S(spec):
     return build_similarity(spec, CLASSES)
 
@@ -221,6 +345,74 @@ CASES = {
         {"kind": "emd", "mean_over_classes": True},
         {"kind": "ordinal", "values": {f"c{i}": v for i, v in enumerate([3, 1, 4, 10, 5])}},
         lambda z, y: ref_emd(z, y, order=[1, 0, 2, 4, 3], mean=True),
+    ),
+    "soft_labels_softmax": (
+        {"kind": "soft_labels", "normalise": "softmax", "temperature": 0.5},
+        GROUPS,
+        lambda z, y: ref_soft_labels_softmax(z, y, rows(GROUPS), 0.5),
+    ),
+    "hierarchical_xe_mbm_code": (
+        {"kind": "hierarchical_xe", "alpha": 0.5, "weighting": "mbm_code"},
+        TREE,
+        lambda z, y: ref_hxe_mbm(z, y, hierarchy_paths(parse_similarity_spec(TREE), CLASSES), 0.5),
+    ),
+    "cdw_ce": ({"kind": "cdw_ce"}, None, lambda z, y: ref_cdw_ce(z, y, 0.5)),
+    "cdw_ce_values": (
+        {"kind": "cdw_ce", "alpha": 2.0},
+        VALUES,
+        lambda z, y: ref_cdw_ce(z, y, 2.0, order=[1, 0, 2, 4, 3]),
+    ),
+    "weighted_kappa": (
+        {"kind": "weighted_kappa"},
+        ORDINAL,
+        lambda z, y: ref_weighted_kappa(z, y, "quadratic"),
+    ),
+    "weighted_kappa_linear_values": (
+        {"kind": "weighted_kappa", "weighting": "linear"},
+        VALUES,
+        lambda z, y: ref_weighted_kappa(z, y, "linear", order=[1, 0, 2, 4, 3]),
+    ),
+    "slace": ({"kind": "slace"}, None, lambda z, y: ref_slace(z, y, 1.0)),
+    "slace_values": (
+        {"kind": "slace", "alpha": 0.3},
+        VALUES,
+        lambda z, y: ref_slace(z, y, 0.3, order=[1, 0, 2, 4, 3]),
+    ),
+    "unimodal_binomial": (
+        {"kind": "unimodal_soft_labels", "family": "binomial"},
+        None,
+        lambda z, y: ref_unimodal(z, y, table_binomial(C)),
+    ),
+    "unimodal_poisson_eta": (
+        {"kind": "unimodal_soft_labels", "family": "poisson", "eta": 0.6},
+        None,
+        lambda z, y: ref_unimodal(z, y, table_poisson(C), eta=0.6),
+    ),
+    "unimodal_exponential_values": (
+        {"kind": "unimodal_soft_labels", "family": "exponential", "p": 2.0, "tau": 0.5},
+        VALUES,
+        lambda z, y: ref_unimodal(z, y, table_exponential(C, 2.0, 0.5), order=[1, 0, 2, 4, 3]),
+    ),
+    "unimodal_beta": (
+        {"kind": "unimodal_soft_labels", "family": "beta"},
+        ORDINAL,
+        lambda z, y: ref_unimodal(z, y, table_beta(BETA_5)),
+    ),
+    "unimodal_triangular": (
+        {"kind": "unimodal_soft_labels", "family": "triangular", "alpha2": 0.1},
+        None,  # the table's corners are checked against dlordinal in test_losses_peers.py
+        lambda z, y: ref_unimodal(z, y, unimodal_table("triangular", C, alpha2=0.1).tolist()),
+    ),
+    "focal": ({"kind": "focal"}, None, lambda z, y: ref_focal(z, y, 2.0)),
+    "focal_alpha": (
+        {"kind": "focal", "gamma": 0.5, "alpha": 0.25},
+        None,
+        lambda z, y: ref_focal(z, y, 0.5, [0.25] * C),
+    ),
+    "focal_class_alpha": (
+        {"kind": "focal", "gamma": 3.0, "alpha": {f"c{i}": w for i, w in enumerate([1, 0.5, 0.2, 0, 0.9])}},
+        None,
+        lambda z, y: ref_focal(z, y, 3.0, [1, 0.5, 0.2, 0, 0.9]),
     ),
     "combined": (
         {
@@ -403,6 +595,10 @@ def test_memory_is_o_n_times_c(name):
         )
         if spec["kind"] == "expected_value" and CASES[name][1].get("cyclic"):
             sim_spec["cyclic"] = True
+    if spec.get("family") == "beta":  # published parameters for 3-14 classes only; the same code path
+        spec = dict(spec, family="binomial")
+    if isinstance(spec.get("alpha"), dict):  # focal's class weights, for these classes
+        spec = dict(spec, alpha={name: 0.5 for name in classes})
     loss = build_loss(spec, None, classes, sim_spec)
     z = torch.randn(n, c, requires_grad=True)
     y = torch.randint(0, c, (n,))
@@ -432,6 +628,17 @@ def test_needs_similarity_refuses_none_and_accepts_identity():
         ({"kind": "emd"}, CYCLIC, "loss.kind", "cyclic"),
         ({"kind": "expected_value"}, GROUPS, "loss.kind", "ordered classes"),
         ({"kind": "emd"}, TREE, "loss.kind", "ordered classes"),
+        *[
+            ({"kind": kind, **extra}, sim, "loss.kind", match)
+            for kind, extra in [
+                ("cdw_ce", {}),
+                ("weighted_kappa", {}),
+                ("slace", {}),
+                ("unimodal_soft_labels", {"family": "binomial"}),
+            ]
+            for sim, match in [(CYCLIC, "linearly ordered"), (GROUPS, "ordered classes"), (TREE, "ordered")]
+        ],
+        ({"kind": "focal", "alpha": {"c0": 0.5}}, None, "loss.alpha", "no weight for class 'c1'"),
         (
             {
                 "kind": "combined",
@@ -486,6 +693,42 @@ def test_similarity_tensor_is_checked():
         ({"kind": "hierarchical_xe", "alpha": 0}, ("hierarchical_xe", "alpha")),
         ({"kind": "hierarchical_xe", "alpha": float("nan")}, ("hierarchical_xe", "alpha")),
         ({"kind": "emd", "mean_over_classes": 1}, ("emd", "mean_over_classes")),
+        ({"kind": "soft_labels", "normalise": "l1"}, ("soft_labels", "normalise")),
+        ({"kind": "hierarchical_xe", "weighting": "code"}, ("hierarchical_xe", "weighting")),
+        ({"kind": "cdw_ce", "alpha": 0}, ("cdw_ce", "alpha")),
+        ({"kind": "cdw_ce", "alpha": 11.0}, ("cdw_ce", "alpha")),
+        ({"kind": "weighted_kappa", "weighting": "cubic"}, ("weighted_kappa", "weighting")),
+        ({"kind": "weighted_kappa", "log": True}, ("weighted_kappa", "log")),
+        ({"kind": "slace", "alpha": -1.0}, ("slace", "alpha")),
+        ({"kind": "slace", "alpha": float("inf")}, ("slace", "alpha")),
+        ({"kind": "unimodal_soft_labels"}, ("unimodal_soft_labels", "family")),
+        ({"kind": "unimodal_soft_labels", "family": "gauss"}, ("unimodal_soft_labels", "family")),
+        ({"kind": "unimodal_soft_labels", "family": "beta", "eta": 1.5}, ("unimodal_soft_labels", "eta")),
+        ({"kind": "unimodal_soft_labels", "family": "beta", "p": 2.0}, ("unimodal_soft_labels", "p")),
+        (
+            {"kind": "unimodal_soft_labels", "family": "poisson", "alpha2": 0.1},
+            ("unimodal_soft_labels", "alpha2"),
+        ),
+        (
+            {"kind": "unimodal_soft_labels", "family": "triangular", "tau": 2.0},
+            ("unimodal_soft_labels", "tau"),
+        ),
+        ({"kind": "unimodal_soft_labels", "family": "exponential", "p": 0.0}, ("unimodal_soft_labels", "p")),
+        (
+            {"kind": "unimodal_soft_labels", "family": "exponential", "tau": 101.0},
+            ("unimodal_soft_labels", "tau"),
+        ),
+        (
+            {"kind": "unimodal_soft_labels", "family": "triangular", "alpha2": 0.3},
+            ("unimodal_soft_labels", "alpha2"),
+        ),
+        ({"kind": "focal", "gamma": -1.0}, ("focal", "gamma")),
+        ({"kind": "focal", "gamma": 11.0}, ("focal", "gamma")),
+        ({"kind": "focal", "alpha": 0.0}, ("focal", "alpha", "constrained-float")),
+        (
+            {"kind": "focal", "alpha": {"c0": 1.5}},
+            ("focal", "alpha", "dict[constrained-str,constrained-float]", "c0"),
+        ),
         ({"kind": "combined", "components": []}, ("combined", "components")),
         (
             {"kind": "combined", "components": [{"weight": 1, "loss": {"kind": "cross_entropy"}}] * 9},
@@ -535,6 +778,22 @@ def test_modules_range_check_their_hyperparameters():
         (lambda: EMDLoss(3, order=torch.tensor([0, 0, 1])), "similarity.values"),
         (lambda: SimLoss(torch.eye(3) * 2), "similarity"),
         (lambda: CrossEntropyLoss(1), "classes"),
+        (lambda: CDWCELoss(3, alpha=0.0), "loss.alpha"),
+        (lambda: CDWCELoss(3, order=torch.tensor([0, 0, 1])), "similarity.values"),
+        (lambda: WeightedKappaLoss(3, weighting="cubic"), "loss.weighting"),
+        (lambda: SLACELoss(3, alpha=101.0), "loss.alpha"),
+        (lambda: UnimodalSoftLabelLoss(3, "binomial", eta=-0.1), "loss.eta"),
+        (lambda: UnimodalSoftLabelLoss(3, "exponential", p=0.0), "loss.p"),
+        (lambda: UnimodalSoftLabelLoss(3, "exponential", tau=float("nan")), "loss.tau"),
+        (lambda: UnimodalSoftLabelLoss(3, "triangular", alpha2=0.25), "loss.alpha2"),
+        (lambda: UnimodalSoftLabelLoss(3, "gauss"), "loss.family"),
+        (lambda: UnimodalSoftLabelLoss(2, "beta"), "loss.family"),
+        (lambda: UnimodalSoftLabelLoss(15, "beta"), "loss.family"),
+        (lambda: FocalLoss(3, gamma=-0.5), "loss.gamma"),
+        (lambda: FocalLoss(3, alpha=1.5), "loss.alpha"),
+        (lambda: FocalLoss(3, alpha=torch.tensor([0.5, 0.5])), "loss.alpha"),
+        (lambda: HierarchicalXELoss([["a", "r"], ["b", "r"]], weighting="code"), "loss.weighting"),
+        (lambda: SoftLabelLoss(eye, normalise="l1"), "loss.normalise"),
     ]:
         with pytest.raises(SpecError) as info:
             make_bad()

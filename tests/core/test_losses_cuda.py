@@ -30,6 +30,23 @@ SPECS = [
     ({"kind": "partial_credit"}, {"kind": "ordinal"}),
     ({"kind": "hierarchical_xe", "alpha": 0.5}, {"kind": "hierarchy", "parents": HIERARCHY}),
     ({"kind": "emd"}, {"kind": "ordinal"}),
+    ({"kind": "soft_labels", "normalise": "softmax", "temperature": 0.5}, {"kind": "ordinal"}),
+    (
+        {"kind": "hierarchical_xe", "alpha": 0.5, "weighting": "mbm_code"},
+        {"kind": "hierarchy", "parents": HIERARCHY},
+    ),
+    ({"kind": "cdw_ce", "alpha": 1.0}, {"kind": "ordinal"}),
+    ({"kind": "weighted_kappa"}, {"kind": "ordinal"}),
+    ({"kind": "weighted_kappa", "weighting": "linear"}, None),
+    (
+        {"kind": "slace", "alpha": 0.5},
+        {"kind": "ordinal", "values": {f"c{i}": v for i, v in enumerate([3, 1, 4, 10, 5, 9])}},
+    ),
+    *[({"kind": "unimodal_soft_labels", "family": f}, None) for f in ("beta", "binomial", "poisson")],
+    ({"kind": "unimodal_soft_labels", "family": "exponential", "p": 1.5, "eta": 0.7}, {"kind": "ordinal"}),
+    ({"kind": "unimodal_soft_labels", "family": "triangular", "alpha2": 0.1}, None),
+    ({"kind": "focal", "gamma": 2.0}, None),
+    ({"kind": "focal", "gamma": 0.5, "alpha": {f"c{i}": 0.1 * (i + 1) for i in range(6)}}, None),
     (
         {
             "kind": "combined",
@@ -42,8 +59,10 @@ SPECS = [
     ),
 ]
 
+IDS = [f"{k}-{s[0]['kind']}" for k, s in enumerate(SPECS)]
 
-@pytest.mark.parametrize("loss_spec, sim_spec", SPECS, ids=[s[0]["kind"] for s in SPECS])
+
+@pytest.mark.parametrize("loss_spec, sim_spec", SPECS, ids=IDS)
 def test_cuda_matches_cpu(loss_spec, sim_spec):
     gen = torch.Generator().manual_seed(0)
     logits = torch.randn(64, len(CLASSES), generator=gen, dtype=torch.float32) * 3
@@ -66,7 +85,7 @@ def test_cuda_matches_cpu(loss_spec, sim_spec):
     torch.testing.assert_close(gpu_logits.grad.cpu(), cpu_logits.grad, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("loss_spec, sim_spec", SPECS, ids=[s[0]["kind"] for s in SPECS])
+@pytest.mark.parametrize("loss_spec, sim_spec", SPECS, ids=IDS)
 def test_no_host_synchronisation(loss_spec, sim_spec):
     """A training step must not wait for the GPU: forward and backward queue work and return."""
     similarity = build_similarity(sim_spec, CLASSES) if sim_spec else None

@@ -22,6 +22,7 @@ from core.similarity import (
     class_groups,
     class_values,
     parse_similarity_spec,
+    similarity_warnings,
 )
 
 ANIMALS = ["horse", "zebra", "whale", "shark"]
@@ -140,6 +141,69 @@ def test_embedding_from_given_vectors():
     assert math.isclose(s[0, 1], 0.5 * 0.5, rel_tol=1e-6)
 
 
+def test_matrix_within_tolerance_is_clipped_with_a_warning():
+    values = [[1.0 + 2e-16, -5e-7, 0.3], [1.0 + 5e-7, 1.0, 0.0], [0.2, 0.4, 1.0 - 4e-7]]
+    s = build_similarity({"kind": "matrix", "values": values}, ["a", "b", "c"])
+    assert torch.equal(s.diagonal(), torch.ones(3)) and s[0, 1] == 0 and s[1, 0] == 1
+    assert math.isclose(s[0, 2], 0.3, rel_tol=1e-6)
+    notes = similarity_warnings({"kind": "matrix", "values": values}, ["a", "b", "c"])
+    assert len(notes) == 2 and all(n.startswith("similarity.values: ") for n in notes)
+    assert "2 entries outside [0, 1] by at most 5e-07" in notes[0] and "clipped" in notes[0]
+    assert "2 diagonal entries differ from 1 by at most 4e-07" in notes[1]
+
+
+def test_exact_specs_have_no_warnings():
+    assert similarity_warnings({"kind": "matrix", "values": [[1.0, 0.5], [0.0, 1.0]]}, ["a", "b"]) == []
+    assert similarity_warnings({"kind": "ordinal"}, ["a", "b"]) == []
+
+
+@pytest.mark.parametrize(
+    "values,loc",
+    [
+        ([[1.0, 1.0 + 2e-6], [0.5, 1.0]], ("matrix", "values", 0, 1)),
+        ([[1.0, -2e-6], [0.5, 1.0]], ("matrix", "values", 0, 1)),
+        ([[1.0 + 2e-6, 0.5], [0.5, 1.0]], ("matrix", "values", 0, 0)),
+        ([[1.0, 0.5], [0.5, 1.0 - 2e-6]], ("matrix", "values")),
+    ],
+)
+def test_matrix_beyond_tolerance_is_refused(values, loc):
+    assert loc in _loc({"kind": "matrix", "values": values})
+
+
+def test_embedding_lower_bound_rescales_as_simloss_does():
+    spec = {"kind": "embedding", "vectors": {"a": [1, 0], "b": [1, 1], "c": [0, 1], "d": [3, 1]}}
+    classes = ["a", "b", "c", "d"]
+    v = torch.tensor([[1, 0], [1, 1], [0, 1], [3, 1]], dtype=torch.float64)
+    v = v / v.norm(dim=1, keepdim=True)
+    cos = v @ v.T
+    for lb in (0.0, 0.3, 0.8):
+        s = build_similarity(dict(spec, threshold=lb, rescale="lower_bound"), classes)
+        want = ((cos - lb) / (1 - lb)).clamp(min=0).fill_diagonal_(1.0)  # SimLoss run.py
+        torch.testing.assert_close(s.double(), want, rtol=1e-6, atol=1e-7)
+    plain = build_similarity(dict(spec, threshold=0.3), classes)  # today's: zero under it, no rescale
+    assert math.isclose(plain[0, 1], 1 / math.sqrt(2), rel_tol=1e-6)
+
+
+def test_hierarchy_lca_height_uses_the_whole_tree():
+    # r has a deep branch (b under y under x) and a shallow leaf c; z is a leaf no class uses
+    parents = {"a": "x", "y": "x", "b": "y", "x": "r", "c": "r", "z": "w", "w": "v", "v": "y"}
+    classes = ["a", "b", "c"]
+    longest = build_similarity({"kind": "hierarchy", "parents": parents, "decay": 0.5}, classes)
+    lca = build_similarity(
+        {"kind": "hierarchy", "parents": parents, "decay": 0.5, "distance": "lca_height"}, classes
+    )
+    # LCA(a, b) = x: paths 1 and 2 edges, but x's height is 4 (x - y - v - w - z)
+    assert longest[0, 1] == 0.5**2 and lca[0, 1] == 0.5**4
+    # LCA(a, c) = r: paths 2 and 1, r's height 5
+    assert longest[0, 2] == 0.5**2 and lca[0, 2] == 0.5**5
+    assert torch.equal(lca, lca.T) and torch.equal(lca.diagonal(), torch.ones(3))
+    balanced = {"kind": "hierarchy", "parents": TREE}
+    animals = ["cat", "lion", "dog", "wolf"]
+    assert torch.equal(
+        build_similarity(dict(balanced, distance="lca_height"), animals), build_similarity(balanced, animals)
+    )
+
+
 def test_embedding_with_the_packaged_model_ranks_related_animals_higher():
     s = build_similarity({"kind": "embedding", "model": "all-MiniLM-L6-v2"}, ANIMALS)
     horse, zebra, whale, shark = range(4)
@@ -167,7 +231,11 @@ def specs(draw):
     if kind == "identity":
         spec = {"kind": kind}
     elif kind == "matrix":
-        rows = [[1.0 if i == j else draw(unit) for j in range(c)] for i in range(c)]
+        nearly = st.floats(-1e-6, 1 + 1e-6)  # within the tolerance: clipped
+        rows = [
+            [draw(st.floats(1 - 9e-7, 1 + 1e-6)) if i == j else draw(nearly) for j in range(c)]
+            for i in range(c)
+        ]
         spec = {"kind": kind, "values": rows}
     elif kind == "ordinal":
         spec = {"kind": kind, "reduction_factor": draw(unit), "cyclic": draw(st.booleans())}
@@ -191,7 +259,8 @@ def specs(draw):
         inner = draw(st.integers(1, 4))
         parents = {f"n{i}": f"n{draw(st.integers(0, i - 1))}" for i in range(1, inner)}
         parents.update({name: f"n{draw(st.integers(0, inner - 1))}" for name in classes})
-        spec = {"kind": kind, "parents": parents, "decay": draw(unit)}
+        distance = draw(st.sampled_from(["longest_path", "lca_height"]))
+        spec = {"kind": kind, "parents": parents, "decay": draw(unit), "distance": distance}
     else:
         dim = draw(st.integers(1, 5))
         vec = st.lists(st.floats(-10, 10), min_size=dim, max_size=dim).filter(
@@ -201,6 +270,7 @@ def specs(draw):
             "kind": kind,
             "vectors": {name: draw(vec) for name in classes},
             "threshold": draw(st.floats(0, 0.99)),
+            "rescale": draw(st.sampled_from(["none", "lower_bound"])),
             "power": draw(st.floats(0.1, 5)),
             "reduction_factor": draw(st.floats(0.01, 1)),
         }
@@ -274,6 +344,8 @@ INVALID = [
     ({"kind": "hierarchy", "parents": {f"n{i}": f"n{i + 1}" for i in range(70)}}, ("hierarchy", "parents")),
     ({"kind": "hierarchy", "parents": {"a": "x"}, "decay": 1.1}, ("hierarchy", "decay")),
     ({"kind": "hierarchy", "parents": {}}, ("hierarchy", "parents")),
+    ({"kind": "hierarchy", "parents": {"a": "x"}, "distance": "depth"}, ("hierarchy", "distance")),
+    ({"kind": "embedding", "vectors": {"a": [1.0]}, "rescale": "linear"}, ("embedding", "rescale")),
     ({"kind": "embedding"}, ("embedding", "model")),
     ({"kind": "embedding", "model": "word2vec"}, ("embedding", "model")),
     ({"kind": "embedding", "model": "all-MiniLM-L6-v2", "vectors": {"a": [1.0]}}, ("embedding", "model")),
