@@ -1,11 +1,12 @@
 """The report of a comparison, built from its children's final metrics, epochs and predictions. Pure: it
 reads nothing; `core.compare.service` loads the children (`ChildRun`) and stores what this returns.
 
-    report = build_report(runs, classes=..., similarity_spec=..., seeds=[10, 11],
+    report = build_report(runs, classes=..., similarity_spec=..., seeds=[10, 11, 12],
                           variants=["baseline", "simloss"])
     report["variants"]["simloss"]["metrics"]["accuracy"]        # {"mean", "std", "n", "values"}
-    report["variants"]["simloss"]["differences"]["mistake_severity"]
-        # {"diff", "ci_low", "ci_high", "distinguishable", "better", "improved", "per_seed", ...}
+    d = report["variants"]["simloss"]["differences"]["mistake_severity"]
+    d["diff"], d["ci_low"], d["ci_high"], d["per_seed"]        # the paired difference and its interval
+    d["verdict"], d["test"], d["p_adjusted"], d["effect_size"]  # "better" / "worse" / "no evidence"
 
 What it holds (every float finite or None, so it stores as JSON on PostgreSQL too):
 
@@ -14,12 +15,21 @@ What it holds (every float finite or None, so it stores as JSON on PostgreSQL to
 - `variants[name]`: `metrics`: every scalar metric of the succeeded runs as mean +- std (ddof 1) over
   seeds; `confusion_matrix`: summed over seeds; `curves`: per epoch, the mean over seeds of the train
   loss and the validation loss / accuracy / similarity metrics; and, for every variant but the baseline,
-  `differences`: per headline metric the paired difference variant - baseline. Its point estimate and
-  bootstrap CI are over the validation samples pooled over seeds (each seed's variant paired with the
-  baseline of the same seed, which saw the same split; the bootstrap resamples within each seed);
-  `baseline_value` / `variant_value` are the pooled statistics, `per_seed` lists the differences of the
-  stored metrics seed by seed. `distinguishable`: the CI excludes 0; `improved`: distinguishable in the
-  metric's good direction (`better`: "higher" / "lower"); `worse`: distinguishable the other way.
+  `differences`: per headline metric the paired difference variant - baseline (each seed's variant
+  paired with the baseline of the same seed, which saw the same split):
+  - `per_seed`: the differences of the stored metrics seed by seed (`per_seed_mean`: their mean +- std).
+  - `diff`: the point estimate over the evaluation samples pooled over seeds (`baseline_value` /
+    `variant_value`: the pooled statistics), and `ci_low` / `ci_high`: its two-level bootstrap interval
+    (resample the seeds, then the samples within each drawn seed; `levels` says "samples" when only one
+    seed was paired). `distinguishable`: the interval excludes 0; `improved` / `worse`: it does so in
+    the metric's good / bad direction (`better`: "higher" / "lower").
+  - `verdict`: "better", "worse" or "no evidence" (with `verdict_reason`), from the paired test across
+    seeds on `per_seed` (`test`: "wilcoxon_signed_rank" or "paired_t_test", chosen by the rule of
+    `core.compare.stats.choose_seed_test`) after Holm's correction across the comparison's variants, per
+    metric (`p_value`, `p_adjusted`, `correction`: "holm", `alpha`). One seed: no test, "no evidence".
+  - `effect_size`: paired Cohen's d_z of the per-seed differences, and the mean difference with its
+    interval (`mean_diff`, `ci_low`, `ci_high`).
+- `statistics`: alpha, the correction, the tests and the rule choosing them, the interval's method.
 - `headline`: the headline metrics that apply to this spec (accuracy, mistake_severity,
   mean_similarity, then mean_class_distance for ordinal and group_accuracy for groups/hierarchy specs).
 - `similarity`: the C x C matrix, and confusion matrices, only while C <= MAX_MATRIX_CLASSES.
@@ -39,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from core.compare.stats import mean_std, paired_bootstrap_many
+from core.compare.stats import PAIRED_T, WILCOXON, mean_std, paired_bootstrap_many, seed_verdicts
 from core.jsonsafe import json_safe
 from core.status import JobStatus
 
@@ -54,7 +64,7 @@ __all__ = [
     "similarity_info",
 ]
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 HEADLINE = ("accuracy", "mistake_severity", "mean_similarity", "mean_class_distance", "group_accuracy")
 HIGHER_IS_BETTER = {
     "accuracy": True,
@@ -193,6 +203,7 @@ def build_report(
     n_boot: int = 2000,
     confidence: float = 0.95,
     bootstrap_seed: int = 0,
+    alpha: float = 0.05,
 ) -> dict[str, Any]:
     """The comparison report (see the module docstring) from its child runs."""
     sim_info = similarity_info(similarity_spec, classes)
@@ -206,6 +217,7 @@ def build_report(
         if name != baseline:
             entry["differences"] = _differences(name, baseline, seeds, by_key, headline, sim_info, **boot)
         report_variants[name] = entry
+    _add_verdicts(report_variants, headline, alpha)
     report = {
         "version": REPORT_VERSION,
         "classes": list(classes),
@@ -219,10 +231,62 @@ def build_report(
         "confidence": confidence,
         "n_boot": n_boot,
         "bootstrap_seed": bootstrap_seed,
+        "alpha": alpha,
+        "statistics": _statistics_info(alpha, confidence, n_boot),
         "runs": _run_entries(runs, variants),
         "variants": report_variants,
     }
     return json_safe(report)
+
+
+def _statistics_info(alpha: float, confidence: float, n_boot: int) -> dict[str, Any]:
+    """How the differences' intervals and verdicts were made (what the pages and the CLI print)."""
+    return {
+        "alpha": alpha,
+        "correction": "holm",
+        "correction_family": "the variants of the comparison, per metric",
+        "tests": [WILCOXON, PAIRED_T],
+        "test_rule": (
+            f"{WILCOXON} when its smallest two-sided p-value with n seeds paired, 2 / 2**n, times the "
+            f"number of variants is at most alpha; {PAIRED_T} otherwise; no test with one seed"
+        ),
+        "interval": "two_level_bootstrap",
+        "interval_detail": (
+            f"{round(100 * confidence)}% percentile interval, {n_boot} replicates: resample the seeds, "
+            "then the evaluation samples within each drawn seed"
+        ),
+        "effect_size": "paired Cohen's d_z of the per-seed differences",
+    }
+
+
+def _add_verdicts(report_variants: dict[str, Any], headline: list[str], alpha: float) -> None:
+    """Per headline metric, test every variant's per-seed differences and Holm-correct across them."""
+    others = {v: e["differences"] for v, e in report_variants.items() if "differences" in e}
+    for m in headline:
+        verdicts = seed_verdicts(
+            {v: [p["diff"] for p in d[m]["per_seed"]] for v, d in others.items()},
+            higher_is_better=HIGHER_IS_BETTER.get(m, True),
+            alpha=alpha,
+        )
+        for v, d in others.items():
+            r = verdicts[v]
+            d[m].update(
+                verdict=r["verdict"],
+                verdict_reason=r["reason"],
+                test=r["test"],
+                statistic=r["statistic"],
+                p_value=r["p_value"],
+                p_adjusted=r["p_adjusted"],
+                correction=r["correction"],
+                alpha=r["alpha"],
+                effect_size={
+                    "d_z": r["effect_size"]["d_z"],
+                    "mean_diff": d[m]["diff"],
+                    "ci_low": d[m]["ci_low"],
+                    "ci_high": d[m]["ci_high"],
+                    "confidence": d[m]["confidence"],
+                },
+            )
 
 
 def _applicable_headline(sim_info: tuple, c: int) -> list[str]:
@@ -336,6 +400,8 @@ def _no_ci(confidence: float, boot_seed: int) -> dict[str, Any]:
         "n": 0,
         "n_boot": 0,
         "method": None,
+        "levels": None,
+        "strata": 0,
         "seed": boot_seed,
     }
 
@@ -361,7 +427,12 @@ def _differences(
             a, den_a, b_, den_b = (np.concatenate(parts) for parts in pairs.pooled[m])
             inputs[m] = (a, b_, den_a, den_b)
         cis = paired_bootstrap_many(
-            inputs, strata=np.concatenate(pairs.strata), n_boot=n_boot, confidence=confidence, seed=boot_seed
+            inputs,
+            strata=np.concatenate(pairs.strata),
+            resample_strata=True,
+            n_boot=n_boot,
+            confidence=confidence,
+            seed=boot_seed,
         )
     out: dict[str, Any] = {}
     for m in headline:

@@ -1,5 +1,6 @@
-"""The comparison report: its numbers are the children's stored metrics, and its paired differences are
-the statistics `core.metrics.evaluate` computes, pooled over seeds."""
+"""The comparison report: its numbers are the children's stored metrics, its paired differences are the
+statistics `core.metrics.evaluate` computes, pooled over seeds, and its verdicts are the paired test across
+seeds after Holm's correction over the variants."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from compare_testlib import CLASSES, N_VAL, SIM_SPEC, synthetic_runs
 
 from core.compare.report import ChildRun, build_report
 from core.compare.service import comparison_report
+from core.compare.stats import PAIRED_T, WILCOXON, holm
 
 
 @pytest.fixture(scope="module")
@@ -85,12 +87,66 @@ def test_paired_differences_are_the_stored_metrics_pooled_over_seeds(runs, repor
         for m, d in diffs.items():
             assert d["ci_low"] <= d["diff"] <= d["ci_high"], m
             assert d["distinguishable"] == (d["ci_low"] > 0 or d["ci_high"] < 0)
-            assert d["n"] == 2 * N_VAL and d["seeds_paired"] == 2
+            assert d["n"] == 2 * N_VAL and d["seeds_paired"] == 2 and d["levels"] == "strata_and_samples"
+            # two seeds: the paired t-test across them (the signed-rank test cannot reach alpha)
+            assert d["test"] == PAIRED_T and d["correction"] == "holm" and d["alpha"] == 0.05
+            assert d["verdict"] in ("better", "worse", "no evidence")
+            assert (d["verdict_reason"] is None) == (d["verdict"] != "no evidence")
+            per_seed = [p["diff"] for p in d["per_seed"]]
+            assert d["effect_size"]["mean_diff"] == d["diff"]
+            assert (d["effect_size"]["ci_low"], d["effect_size"]["ci_high"]) == (d["ci_low"], d["ci_high"])
+            if np.std(per_seed) > 0:
+                assert d["effect_size"]["d_z"] == pytest.approx(np.mean(per_seed) / np.std(per_seed, ddof=1))
+    for m in report["headline"]:  # Holm across the two variants, per metric
+        near_m, other_m = (report["variants"][v]["differences"][m] for v in ("near", "other"))
+        assert [near_m["p_adjusted"], other_m["p_adjusted"]] == pytest.approx(
+            holm([near_m["p_value"], other_m["p_value"]])
+        )
     near = report["variants"]["near"]["differences"]
     # same accuracy, every mistake moved next to the truth: severity and distance strictly better
     assert near["accuracy"]["diff"] == 0.0 and not near["accuracy"]["distinguishable"]
     assert near["mistake_severity"]["improved"] and near["mistake_severity"]["ci_high"] < 0
     assert near["mean_class_distance"]["improved"] and near["mean_similarity"]["improved"]
+
+
+def test_with_enough_seeds_the_signed_rank_test_gives_the_verdicts():
+    seeds = list(range(10, 18))  # 8 seeds, 2 variants: 2 * 2 / 2**8 <= 0.05
+    rep = build_report(
+        synthetic_runs(tuple(seeds)),
+        classes=CLASSES,
+        similarity_spec=SIM_SPEC,
+        seeds=seeds,
+        variants=["baseline", "near", "other"],
+        n_boot=300,
+    )
+    assert (
+        rep["statistics"]["correction"] == "holm" and rep["statistics"]["interval"] == "two_level_bootstrap"
+    )
+    assert rep["alpha"] == 0.05 and rep["version"] == 2
+    near = rep["variants"]["near"]["differences"]
+    assert {d["test"] for d in near.values()} == {WILCOXON}
+    # "near" improves severity, similarity and distance on all 8 seeds: p = 2 / 2**8, times 2 by Holm
+    for m in ("mistake_severity", "mean_similarity", "mean_class_distance"):
+        assert near[m]["verdict"] == "better" and near[m]["p_adjusted"] == pytest.approx(4 / 256), m
+    assert near["accuracy"]["verdict"] == "no evidence" and near["accuracy"]["p_value"] == 1.0  # equal
+
+
+def test_one_seed_gives_no_evidence_and_still_the_sample_interval(runs):
+    rep = build_report(
+        [r for r in runs if r.seed == 10],
+        classes=CLASSES,
+        similarity_spec=SIM_SPEC,
+        seeds=[10],
+        variants=["baseline", "near", "other"],
+        n_boot=300,
+    )
+    for v in ("near", "other"):
+        for m, d in rep["variants"][v]["differences"].items():
+            assert d["verdict"] == "no evidence" and d["test"] is None and d["p_value"] is None, m
+            assert "1 seed" in d["verdict_reason"]
+            assert d["levels"] == "samples" and d["ci_low"] <= d["diff"] <= d["ci_high"]
+    # the interval still tells "near"'s severity apart: every one of its mistakes is a neighbour
+    assert rep["variants"]["near"]["differences"]["mistake_severity"]["improved"]
 
 
 def test_failed_children_are_listed_and_left_out(runs):

@@ -1,4 +1,5 @@
-"""The paired bootstrap and mean +- std on synthetic inputs with known answers."""
+"""The paired bootstraps (over samples, and over seeds then samples) and mean +- std on synthetic inputs
+with known answers."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from core.compare.stats import mean_std, paired_bootstrap, paired_bootstrap_many, ratio
+from core.compare.stats import mean_std, paired_bootstrap, paired_bootstrap_many, ratio, two_level_bootstrap
 
 
 def _correct(n: int, p: float, seed: int) -> np.ndarray:
@@ -91,3 +92,47 @@ def test_many_statistics_share_replicates_and_huge_inputs_fall_back_to_the_norma
     assert normal["ci_high"] == pytest.approx(single["ci_high"], abs=0.01)
     reduced = paired_bootstrap(a, b, n_boot=300, max_work=2000 * 150, min_boot=100)
     assert reduced["method"] == "bootstrap" and reduced["n_boot"] == 150
+
+
+def test_two_level_bootstrap_resamples_the_seeds_as_well_as_the_samples():
+    # every sample of seed k differs by exactly c_k: no sample-level noise, only seed-to-seed variation
+    c = np.array([0.0, 0.1, 0.2])
+    a = np.tile(np.linspace(0.0, 1.0, 100), 3)
+    seeds = np.repeat([10, 11, 12], 100)
+    b = a + c[np.searchsorted([10, 11, 12], seeds)]
+    within = paired_bootstrap(a, b, strata=seeds, n_boot=1000, seed=1)
+    assert within["levels"] == "samples" and within["ci_high"] - within["ci_low"] < 1e-12
+    two = two_level_bootstrap(a, b, seeds=seeds, n_boot=1000, seed=1)
+    assert two["levels"] == "strata_and_samples" and two["strata"] == 3 and two["diff"] == pytest.approx(0.1)
+    # the mean of three seeds drawn from {0, 0.1, 0.2}: P(all three 0) = 1/27 > 2.5%, so the interval
+    # reaches down to about 0 and up to about 0.2 (the sums 0..6 have weights 1 3 6 7 6 3 1 / 27)
+    assert two["ci_low"] <= 1 / 30 + 1e-9 and two["ci_high"] >= 0.2 - 1 / 30 - 1e-9
+    assert two == two_level_bootstrap(a, b, seeds=seeds, n_boot=1000, seed=1)  # seeded: reproducible
+
+
+def test_two_level_bootstrap_with_one_seed_is_the_sample_bootstrap_and_unequal_seeds_work():
+    a, b = _correct(300, 0.7, 3), _correct(300, 0.75, 4)
+    one = two_level_bootstrap(a, b, seeds=np.zeros(300), n_boot=400, seed=2)
+    plain = paired_bootstrap(a, b, n_boot=400, seed=2)
+    assert one["levels"] == "samples" and (one["ci_low"], one["ci_high"]) == (
+        plain["ci_low"],
+        plain["ci_high"],
+    )
+    seeds = np.repeat([1, 2, 3, 4], [50, 100, 70, 80])  # splits of different sizes
+    r = two_level_bootstrap(a, b, seeds=seeds, n_boot=400, seed=2)
+    assert r["n"] == 300 and r["n_boot"] == 400 and r["ci_low"] < r["diff"] < r["ci_high"]
+
+
+def test_two_level_normal_fallback_agrees_with_the_bootstrap():
+    rng = np.random.default_rng(9)
+    seeds = np.repeat(np.arange(8), 400)
+    skill = 0.75 + rng.normal(0.0, 0.03, size=(8, 2))  # seed-level noise of both runs
+    a = (rng.random(3200) < skill[seeds, 0]).astype(np.float64)
+    b = (rng.random(3200) < skill[seeds, 1]).astype(np.float64)
+    boot = two_level_bootstrap(a, b, seeds=seeds, n_boot=4000, seed=0)
+    normal = two_level_bootstrap(a, b, seeds=seeds, n_boot=4000, max_work=1000, min_boot=100)
+    assert normal["method"] == "normal" and normal["levels"] == "strata_and_samples"
+    assert normal["ci_low"] == pytest.approx(boot["ci_low"], abs=0.006)
+    assert normal["ci_high"] == pytest.approx(boot["ci_high"], abs=0.006)
+    within = paired_bootstrap(a, b, strata=seeds, n_boot=4000, seed=0)
+    assert within["ci_high"] - within["ci_low"] < boot["ci_high"] - boot["ci_low"]  # seeds add variance

@@ -2,11 +2,27 @@
    (text only through textContent), then sets body[data-ready=1]. Needs charts.js. */
 "use strict";
 function metricLabel(m) { return m.replace(/_/g, " "); }
-function verdict(d) {
+// the interval's mark: does the two-level bootstrap interval exclude 0, and on which side
+function intervalMark(d) {
   if (!d || d.diff === null || d.diff === undefined) return ["same", "no pairs"];
-  if (d.improved) return ["improved", "better"];
-  if (d.worse) return ["worse", "worse"];
-  return ["same", "indistinguishable"];
+  if (d.improved) return ["improved", "interval excludes 0 on the better side"];
+  if (d.worse) return ["worse", "interval excludes 0 on the worse side"];
+  return ["same", "interval contains 0"];
+}
+// the verdict: the paired test across seeds after Holm's correction (reports before version 2 have none)
+const TEST_NAMES = { wilcoxon_signed_rank: "Wilcoxon signed-rank", paired_t_test: "paired t-test" };
+function testLabel(t) { return t ? (TEST_NAMES[t] || t) : "no test"; }
+function fmtP(p) { return p === null || p === undefined ? "\u2013" : p < 0.001 ? "<0.001" : Number(p).toFixed(3); }
+function verdictClass(w) { return w === "better" ? "verdict v-better" : w === "worse" ? "verdict v-worse" : "verdict v-none"; }
+function verdictLine(d) {
+  if (!d || !d.verdict) return "";
+  return d.verdict + " \u00b7 " + testLabel(d.test) + (d.test ? ", p(Holm) " + fmtP(d.p_adjusted) : "");
+}
+function statsNote(R) {
+  const S = R.statistics;
+  if (!S) return "verdicts: none (a report made before the paired test across seeds)";
+  return "verdict (better / worse / no evidence): " + Object.entries(TEST_NAMES).reduce((t, [k, v]) => t.split(k).join(v), S.test_rule) + "; Holm's correction across " +
+    S.correction_family + "; alpha " + S.alpha + ". Effect size: " + S.effect_size + ".";
 }
 function renderReport() {
   const R = JSON.parse(document.getElementById("report-data").textContent);
@@ -21,8 +37,9 @@ function renderReport() {
       R.seeds.join(", ") + " \u00b7 status " + M.status + (M.finished_at ? " \u00b7 finished " + M.finished_at : "") }),
     el("div", { class: "muted", text: "similarity: " + JSON.stringify(R.similarity_spec) }),
     el("div", { class: "muted", text: "differences: variant \u2212 " + R.baseline + " on the same seed, " +
-      Math.round(R.confidence * 100) + "% paired bootstrap interval over validation samples pooled over seeds (" +
-      R.n_boot + " replicates)" }));
+      (R.statistics ? R.statistics.interval_detail : Math.round(R.confidence * 100) +
+        "% paired bootstrap interval over validation samples pooled over seeds (" + R.n_boot + " replicates)") +
+      " (\u2713 / \u2717: the interval excludes 0; the verdict below it: the paired test across seeds)" }));
 
   // summary table
   const t = el("table", { id: "summary" });
@@ -41,13 +58,16 @@ function renderReport() {
       tr.append(el("td", { text: s ? fmt(s.mean) + " \u00b1 " + fmt(s.std) : "\u2013" }));
       const d = e.differences ? e.differences[m] : null;
       if (!d) { tr.append(el("td", { class: "muted", text: v === R.baseline ? "baseline" : "\u2013" })); continue; }
-      const [cls, word] = verdict(d);
-      tr.append(el("td", { class: cls, title: word, text: signed(d.diff) + " [" + signed(d.ci_low) + ", " + signed(d.ci_high) + "] " +
-        (cls === "improved" ? "\u2713" : cls === "worse" ? "\u2717" : "\u2248") }));
+      const [cls, word] = intervalMark(d);
+      const cell = el("td", { class: cls, title: word }, [signed(d.diff) + " [" + signed(d.ci_low) + ", " + signed(d.ci_high) + "] " +
+        (cls === "improved" ? "\u2713" : cls === "worse" ? "\u2717" : "\u2248")]);
+      if (d.verdict) cell.append(el("div", { class: verdictClass(d.verdict), title: d.verdict_reason || "", text: verdictLine(d) }));
+      tr.append(cell);
     }
     t.append(tr);
   }
   document.getElementById("summary-wrap").append(t);
+  renderStatistics(R, variants);
 
   // differences with intervals
   const others = variants.filter(v => v !== R.baseline);
@@ -62,7 +82,8 @@ function renderReport() {
     const pad = (hi - lo) * 0.1 || 0.01;
     chartOn(c, {
       type: "bar",
-      data: { labels: others, datasets: [{ label: "\u0394 " + metricLabel(m), data: vals, intervals: ivs,
+      data: { labels: others.map((v, i) => ds[i].verdict ? v + " (" + ds[i].verdict + ")" : v),
+        datasets: [{ label: "\u0394 " + metricLabel(m), data: vals, intervals: ivs,
         backgroundColor: ds.map(d => d.improved ? "#2f9e4499" : d.worse ? "#e0313199" : "#adb5bd99"),
         borderColor: others.map(v => color[v]), borderWidth: 2 }] },
       options: { plugins: { legend: { display: false }, title: { display: true,
@@ -120,5 +141,26 @@ function renderReport() {
   }
   document.getElementById("runs-wrap").append(rt);
   document.body.dataset.ready = "1";
+}
+// per variant and headline metric: the per-seed differences, the interval, the test, p-values, verdict
+function renderStatistics(R, variants) {
+  document.getElementById("stats-note").textContent = statsNote(R);
+  const head = ["variant", "metric", "per-seed \u0394", "\u0394 [interval]", "d_z", "test", "p", "p (Holm)", "verdict", "why"];
+  const t = el("table", { id: "stats" }, [el("tr", {}, head.map(h => el("th", { text: h })))]);
+  for (const v of variants.filter(v => v !== R.baseline && R.variants[v].differences)) {
+    for (const m of R.headline) {
+      const d = R.variants[v].differences[m];
+      if (!d) continue;
+      const es = d.effect_size || {};
+      t.append(el("tr", {}, [el("td", { text: v }), el("td", { text: metricLabel(m) }),
+        el("td", { class: "mono", text: (d.per_seed || []).map(p => signed(p.diff)).join(" ") }),
+        el("td", { text: signed(d.diff) + " [" + signed(d.ci_low) + ", " + signed(d.ci_high) + "]" }),
+        el("td", { text: fmt(es.d_z, 2) }), el("td", { text: d.verdict ? testLabel(d.test) : "\u2013" }),
+        el("td", { text: fmtP(d.p_value) }), el("td", { text: fmtP(d.p_adjusted) }),
+        el("td", { class: verdictClass(d.verdict), text: d.verdict || "\u2013" }),
+        el("td", { class: "muted why", text: d.verdict_reason || "" })]));
+    }
+  }
+  document.getElementById("stats-wrap").append(t);
 }
 renderReport();
