@@ -7,7 +7,8 @@ Files:
 
 - `model.safetensors`  the state dict (weights and the standardisation buffers)
 - `model.json`         architecture, classes, similarity / loss / training specs, seed, preprocessing
-- `model.onnx`         the same network (preprocessing included), input "x" -> output "logits", dynamic batch
+- `model.onnx`         the same network (preprocessing included), input "x" (uint8 for images stored as
+                       uint8, else float32) -> output "logits", dynamic batch
 - `metrics.json`       final metrics on the validation split, per-epoch history, stop reason, timing
 - `predictions.npz`    val `indices`, `targets`, `probs` (and `classes`)
 - `curves.png`         train / val loss and accuracy per epoch
@@ -65,19 +66,10 @@ def write_artifacts(result, out_dir: Path) -> list[Path]:
     files = {
         "model.safetensors": save_safetensors(state, metadata={"format": "simtrain.model"}),
         "model.json": _json_bytes(result.model_json),
-        "model.onnx": export_onnx(model, tuple(result.model_json["architecture"]["input_shape"])),
-        "metrics.json": _json_bytes(
-            {
-                "final": result.final_metrics,
-                "history": result.history,
-                "stop_reason": result.stop_reason,
-                "epochs_completed": result.epochs_completed,
-                "best_epoch": getattr(result, "best_epoch", None),
-                "train_seconds": result.train_seconds,
-                "device": result.device,
-                "classes": result.model_json.get("classes"),
-            }
+        "model.onnx": export_onnx(
+            model, tuple(result.model_json["architecture"]["input_shape"]), _input_dtype(result.model_json)
         ),
+        "metrics.json": _json_bytes(_metrics(result)),
         "predictions.npz": _npz_bytes(
             indices=np.asarray(result.val_indices, dtype=np.int64),
             targets=np.asarray(result.val_targets, dtype=np.int64),
@@ -97,6 +89,20 @@ def write_artifacts(result, out_dir: Path) -> list[Path]:
     return paths
 
 
+def _metrics(result) -> dict[str, Any]:
+    """metrics.json: final validation metrics, the history, how and where the run ended."""
+    return {
+        "final": result.final_metrics,
+        "history": result.history,
+        "stop_reason": result.stop_reason,
+        "epochs_completed": result.epochs_completed,
+        "best_epoch": getattr(result, "best_epoch", None),
+        "train_seconds": result.train_seconds,
+        "device": result.device,
+        "classes": result.model_json.get("classes"),
+    }
+
+
 def load_model_from_artifacts(directory: Path) -> tuple[nn.Module, dict[str, Any]]:
     """(model in eval mode on CPU, model_json) from `model.safetensors` + `model.json` in `directory`."""
     from safetensors.torch import load_file
@@ -107,14 +113,16 @@ def load_model_from_artifacts(directory: Path) -> tuple[nn.Module, dict[str, Any
     return rebuild_model(model_json, state), model_json
 
 
-def export_onnx(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
-    """ONNX bytes of `model` (CPU, eval): input "x" (batch, *input_shape) -> "logits", dynamic batch axis.
+def export_onnx(model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> bytes:
+    """ONNX bytes of `model` (CPU, eval): input "x" (batch, *input_shape) of `dtype` -> "logits", dynamic
+    batch axis. A uint8 input (images stored as uint8) is cast to float inside the graph by the model's
+    Standardize, so a client feeds the decoded pixels as they are.
 
     Uses the TorchScript exporter (`dynamo=False`): the dynamo exporter needs `onnxscript`, which the
     service does not install.
     """
-    model = model.to("cpu").eval()
-    example = torch.zeros((2, *input_shape), dtype=torch.float32)
+    model = model.to("cpu", memory_format=torch.contiguous_format).eval()
+    example = torch.zeros((2, *input_shape), dtype=dtype)
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -129,6 +137,14 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
             dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
         )
     return buf.getvalue()
+
+
+_INPUT_DTYPES = {"float32": torch.float32, "uint8": torch.uint8}
+
+
+def _input_dtype(model_json: dict[str, Any]) -> torch.dtype:
+    """The model's input dtype as model.json states it ("float32" when it says nothing)."""
+    return _INPUT_DTYPES[model_json.get("input", {}).get("dtype", "float32")]
 
 
 # ---------------------------------------------------------------------------------------------------------

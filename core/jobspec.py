@@ -1,14 +1,15 @@
 """The job request (`JobCreate`) that the REST API accepts unchanged, and its validation against a dataset.
 
 Structure is checked by pydantic (422 with the field's location); what depends on the dataset's classes
-(unknown class names, a matrix of the wrong size, a loss that needs a similarity it was not given) is
-checked by `validate_job`, which builds the similarity and the loss once and raises `SpecError` naming the
+(unknown class names, a matrix of the wrong size, a loss that needs a similarity it was not given,
+augmentation of a dataset that is no uint8 image set) is checked by `validate_job`, which builds the similarity and the loss once and raises `SpecError` naming the
 field. Nothing is stored before this passes.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -18,10 +19,13 @@ from core.losses import LossSpec, build_loss, parse_loss_spec
 from core.models import ModelSpec
 from core.similarity import MAX_CLASSES, SimilaritySpec, build_similarity
 from core.training import TrainingSpec
+from core.training.spec import check_augment
 
-__all__ = ["JobCreate", "ClassName", "validate_job", "DATASET_REF_PATTERN"]
+__all__ = ["DATASET_REF_PATTERN", "ClassName", "JobCreate", "validate_job"]
 
-DATASET_REF_PATTERN = r"^(builtin:[a-z0-9][a-z0-9_-]{0,40}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
+DATASET_REF_PATTERN = (
+    r"^(builtin:[a-z0-9][a-z0-9_-]{0,40}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
+)
 ClassName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 MetaValue = Annotated[str, StringConstraints(max_length=512)]
@@ -51,8 +55,19 @@ class JobCreate(BaseModel):
     metadata: dict[MetaKey, MetaValue] | None = Field(default=None, max_length=32)
 
 
-def validate_job(job: JobCreate, dataset_classes: list[str], *, max_epochs: int) -> dict[str, Any]:
-    """Check a job against its dataset; return the normalised spec to store (seed filled in)."""
+def validate_job(
+    job: JobCreate,
+    dataset_classes: list[str],
+    *,
+    max_epochs: int,
+    feature_shape: Sequence[int] | None = None,
+    dtype: str | None = None,
+) -> dict[str, Any]:
+    """Check a job against its dataset; return the normalised spec to store (seed filled in).
+
+    With the dataset's `feature_shape` and `dtype` ("uint8" / "float32", as `DatasetInfo` has them) the
+    augmentation is checked too (images only, colour transforms on uint8); the engine checks it again
+    when training starts."""
     classes = list(job.classes) if job.classes is not None else list(dataset_classes)
     if job.classes is not None:
         if len(set(classes)) != len(classes):
@@ -62,6 +77,8 @@ def validate_job(job: JobCreate, dataset_classes: list[str], *, max_epochs: int)
             raise SpecError("classes", f"not in the dataset: {unknown[:5]}")
     if job.training.epochs > max_epochs:
         raise SpecError("training.epochs", f"must be at most {max_epochs}, got {job.training.epochs}")
+    if feature_shape is not None:
+        check_augment(job.training.augment, dtype or "float32", feature_shape)
     spec = job.model_dump(mode="json")
     spec["classes"] = classes
     sim_spec = spec.get("similarity")

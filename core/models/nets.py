@@ -6,10 +6,13 @@ The standardisation statistics live in the model as buffers, so the saved weight
 include the preprocessing and a client feeds raw features.
 
     mean, std = standardization_stats(x_train)          # per feature, or per channel for (C, H, W)
+    mean, std = standardization_stats(reader.chunks(train_idx, 32 << 20))   # a memmap, chunk by chunk
     net = Classifier(Standardize(mean, std), mlp_body(64, [128], 10, dropout=0.1))
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -17,6 +20,7 @@ from torch import nn
 
 __all__ = [
     "MIN_STD",
+    "STATS_CHUNK_BYTES",
     "Classifier",
     "MaxPool2",
     "Standardize",
@@ -28,6 +32,7 @@ __all__ = [
 ]
 
 MIN_STD = 1e-6  # a constant feature is left unscaled (std replaced by 1)
+STATS_CHUNK_BYTES = 64 << 20  # float64 bytes of one chunk in standardization_stats
 
 
 def stats_shape(input_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -37,18 +42,28 @@ def stats_shape(input_shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(input_shape)
 
 
-def standardization_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std (float32, shaped by `stats_shape`) of training features x (N, *shape), in float64."""
-    shape = stats_shape(tuple(x.shape[1:]))
-    axes = (0, 2, 3) if x.ndim == 4 else (0,)
-    mean = np.zeros(shape, dtype=np.float64)
-    sq = np.zeros(shape, dtype=np.float64)
+def standardization_stats(x: np.ndarray | Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std (float32, shaped by `stats_shape`) of training features, accumulated in float64.
+
+    `x` is the (N, *shape) array, or an iterable of such chunks (e.g. rows read from a memmap, see
+    core/training/rows.py). Either way the data is visited in chunks of at most 8192 rows and
+    `STATS_CHUNK_BYTES` of float64, so no float64 (or float32) copy of the whole set is ever made.
+    """
+    chunks = _row_chunks(x) if isinstance(x, np.ndarray) else iter(x)
+    mean = sq = shape = None
     n = 0
-    for start in range(0, len(x), 8192):  # chunked: no float64 copy of the whole dataset
-        chunk = x[start : start + 8192].astype(np.float64)
-        mean += chunk.sum(axis=axes).reshape(shape)
-        sq += (chunk**2).sum(axis=axes).reshape(shape)
-        n += chunk.size // int(np.prod(shape))
+    for raw in chunks:
+        for chunk in _row_chunks(raw):
+            if shape is None:
+                shape = stats_shape(tuple(chunk.shape[1:]))
+                mean, sq = np.zeros(shape, dtype=np.float64), np.zeros(shape, dtype=np.float64)
+            axes = (0, 2, 3) if chunk.ndim == 4 else (0,)
+            chunk = chunk.astype(np.float64)
+            mean += chunk.sum(axis=axes).reshape(shape)
+            sq += (chunk**2).sum(axis=axes).reshape(shape)
+            n += chunk.size // int(np.prod(shape))
+    if shape is None:
+        raise ValueError("standardization_stats needs at least one sample")
     mean /= max(n, 1)
     var = np.maximum(sq / max(n, 1) - mean**2, 0.0)
     std = np.sqrt(var)
@@ -56,10 +71,19 @@ def standardization_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), std.astype(np.float32)
 
 
+def _row_chunks(x: np.ndarray) -> Iterator[np.ndarray]:
+    """`x` in pieces of at most 8192 rows and `STATS_CHUNK_BYTES` once converted to float64."""
+    row_bytes = 8 * max(1, int(np.prod(x.shape[1:])))
+    rows = max(1, min(8192, STATS_CHUNK_BYTES // row_bytes))
+    for start in range(0, len(x), rows):
+        yield x[start : start + rows]
+
+
 class Standardize(nn.Module):
     """(x - mean) / std with mean and std as buffers (saved in the state dict and exported to ONNX).
 
-    Integer inputs (uint8 images) are cast to float32 first; float inputs go through unchanged.
+    Integer inputs (uint8 images, in their stored 0-255 units: the statistics are in those units too) are
+    cast to float32 first; float inputs go through unchanged.
     """
 
     def __init__(self, mean: torch.Tensor, std: torch.Tensor) -> None:

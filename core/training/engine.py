@@ -7,18 +7,25 @@
 
 What happens, top to bottom (`_train`: `_build`, `restore_checkpoint`, `_run_epoch` per epoch, `_finish`):
 
-1. split the (already class-selected) dataset, stratified and deterministic for the seed;
-2. compute standardisation stats on the training split; build the model (init from the seed), the
-   similarity matrix, the loss and the optimizer;
+1. split the (already class-selected) dataset, stratified and deterministic for the seed; check the
+   augmentation against the data (images only) and the precision against the device;
+2. compute standardisation stats on the training split (read in bounded chunks: a memmap is never
+   loaded whole); build the model (init from the seed, then `plan.init`'s warm-start weights; on CUDA
+   channels_last for image models), the similarity matrix, the loss, the optimizer over the warm-start
+   parameter groups, the learning-rate schedule, the fp16 gradient scaler, `torch.compile` when asked,
+   and the data feeds: resident on the device when the features fit `plan.data_budget_bytes`, else
+   streamed by DataLoader workers (core/training/feed.py);
 3. if the checkpoint store has a checkpoint of this same plan, restore everything from it: weights,
-   optimizer, epoch, RNG states (torch / numpy / python / cuda), early stopping, best weights, history,
-   elapsed time. The order of epoch e comes from a generator seeded with (seed, e), so a resumed run
-   makes bit-identical updates on CPU;
-4. per epoch: shuffle, train on batches sliced from tensors that already live on the device (bf16
-   autocast on CUDA), evaluate on the validation split, report, decide whether to stop, checkpoint;
+   optimizer, schedule, scaler, epoch, RNG states (torch / numpy / python / cuda), early stopping, best
+   weights, history, elapsed time. The order of epoch e comes from a generator seeded with (seed, e) and
+   each sample's augmentation from a seed of (seed, e, position), so a resumed run makes bit-identical
+   updates on CPU;
+4. per epoch: shuffle, train on the feed's batches (augmented per sample, autocast per the precision,
+   gradients clipped, the schedule stepped), evaluate on the validation split, report, decide whether to
+   stop, checkpoint;
 5. load the best-by-val-loss weights and evaluate them once more on CPU in float32 (the numbers the
-   saved artifacts reproduce); a run trained on CPU reuses that epoch's validation logits, which are
-   exactly these (same weights, inputs, chunks and device).
+   saved artifacts reproduce); a run trained on CPU in fp32 without compilation reuses that epoch's
+   validation logits, which are exactly these (same weights, inputs, chunks and device).
 
 Stop reasons: "completed", "early_stopped" (patience epochs without a val loss improvement), "max_runtime",
 "cancelled" (hooks.should_stop(); its checkpoint is written first). A non-finite training loss raises
@@ -26,8 +33,10 @@ TrainingError("non_finite_loss"), running out of memory TrainingError("out_of_me
 TrainingError("data_error").
 
 The pieces live next to this file: `state` (TrainSetup, TrainState, checkpoint save / restore), `steps`
-(make_optimizer, train_step, validate, predict), `rng` (seeding, per-epoch order, RNG states) and
-`model_json` (the saved model's description).
+(precision, make_optimizer, train_step, validate, predict), `schedule` (learning-rate schedules),
+`augment` (per-sample torchvision v2 augmentation), `feed` and `rows` (resident or streamed data),
+`warm` (warm starts), `rng` (seeding, per-epoch order, augmentation seeds, RNG states) and `model_json`
+(the saved model's description).
 """
 
 from __future__ import annotations
@@ -47,34 +56,47 @@ from core.errors import DatasetError, SpecError, TrainingError
 from core.losses import build_loss
 from core.metrics import evaluate
 from core.models.build import build_model, count_parameters
+from core.models.init import InitWeights
 from core.models.nets import standardization_stats
-from core.models.spec import parse_model_spec
+from core.models.spec import ModelSpec, parse_model_spec, resolve_kind
 from core.similarity import build_similarity
+from core.training.augment import Augmenter, check_augment
+from core.training.feed import make_feeds
 from core.training.hooks import NoopHooks, TrainHooks
 from core.training.model_json import model_json
-from core.training.rng import epoch_order, seed_everything
+from core.training.rng import augment_seeds, epoch_order, seed_everything
+from core.training.rows import RowReader
+from core.training.schedule import build_schedule
 from core.training.spec import TrainingSpec, parse_training_spec
 from core.training.state import TrainSetup, TrainState, fingerprint, restore_checkpoint, save_checkpoint
 from core.training.steps import (
     DEVICE_DATA_BUDGET_BYTES,
-    device_tensors,
     epoch_stats,
     loss_value,
     make_optimizer,
+    make_scaler,
     predict,
+    resolve_precision,
     train_step,
     validate,
 )
+from core.training.warm import apply_init, freeze_backbone_norms
 
 __all__ = ["DEVICE_DATA_BUDGET_BYTES", "STOP_REASONS", "TrainPlan", "TrainResult", "resolve_device", "train"]
 
 STOP_REASONS = ("completed", "early_stopped", "cancelled", "max_runtime")
 _now = time.monotonic  # patched by tests to fake the clock
+_STATS_READ_BYTES = 32 << 20  # rows read at a time for the standardisation statistics
 
 
 @dataclass
 class TrainPlan:
-    """Everything one training run needs; `training.seed` must be set (see `with_seed`)."""
+    """Everything one training run needs; `training.seed` must be set (see `with_seed`).
+
+    `init`: warm-start weights resolved from `model.init` (by the worker), None for a fresh start.
+    `data_budget_bytes`: training + validation features up to this size are kept on the device (host
+    memory on CPU); larger ones stream through `loader_workers` DataLoader processes (None: up to 8).
+    """
 
     dataset: ArrayDataset
     similarity_spec: dict | None
@@ -82,6 +104,9 @@ class TrainPlan:
     model_spec: dict
     training: TrainingSpec | dict  # a dict is validated with parse_training_spec
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
+    init: InitWeights | None = None
+    data_budget_bytes: int = DEVICE_DATA_BUDGET_BYTES
+    loader_workers: int | None = None
 
 
 @dataclass
@@ -132,42 +157,74 @@ def _train(
 ) -> TrainResult:
     """Build, restore, run the epochs, finish: the module docstring's steps 1-5, top to bottom."""
     setup = _build(plan, spec, device)
-    state = restore_checkpoint(setup, checkpoints, hooks)
-    hooks.on_start(_start_info(setup, state))
-    session_start = _now()
-    while state.stop_reason is None and state.epoch < spec.epochs:
-        _run_epoch(setup, state, hooks, checkpoints, session_start)
-    state.stop_reason = state.stop_reason or "completed"
-    train_seconds = state.elapsed_before + (_now() - session_start)
+    if setup.model_spec.init is not None and plan.init is None:
+        hooks.on_warning("model.init names warm-start weights the plan was not given; starting from scratch")
+    try:
+        state = restore_checkpoint(setup, checkpoints, hooks)
+        hooks.on_start(_start_info(setup, state))
+        session_start = _now()
+        while state.stop_reason is None and state.epoch < spec.epochs:
+            _run_epoch(setup, state, hooks, checkpoints, session_start)
+        state.stop_reason = state.stop_reason or "completed"
+        train_seconds = state.elapsed_before + (_now() - session_start)
+    finally:
+        setup.train_feed.close()
     return _finish(setup, state, train_seconds)
 
 
 def _build(plan: TrainPlan, spec: TrainingSpec, device: torch.device) -> TrainSetup:
-    """Steps 1 and 2: the split, then model, similarity, loss and optimizer (initial weights from the seed)."""
+    """Steps 1 and 2: the split, then model, similarity, loss, optimizer, schedule and the data feeds."""
     ds = plan.dataset
     classes = list(ds.classes)
     loss_spec = _as_dict(plan.loss_spec)
     model_spec = parse_model_spec(_as_dict(plan.model_spec))
     similarity_spec = _as_dict(plan.similarity_spec) if plan.similarity_spec is not None else None
+    check_augment(spec.augment, ds.x.dtype, ds.feature_shape)
+    amp_dtype = resolve_precision(spec.precision, device)
     train_idx, val_idx = _split(ds, spec)
 
     seed_everything(spec.seed)
-    mean, std = standardization_stats(ds.x[train_idx])
-    model = build_model(model_spec, ds.feature_shape, len(classes), mean=mean, std=std).to(device)
+    model, init_info = _model(plan, model_spec, train_idx, device)
     similarity = build_similarity(similarity_spec, classes) if similarity_spec is not None else None
     loss_fn = build_loss(loss_spec, similarity, classes, similarity_spec=similarity_spec).to(device)
-    optimizer = make_optimizer(model, spec, device)
+    optimizer = make_optimizer(model, spec, model_spec, device)
+    schedule = build_schedule(optimizer, spec, math.ceil(len(train_idx) / spec.batch_size))
     plan_id = fingerprint(ds, similarity_spec, loss_spec, model_spec.model_dump(), spec)
 
-    x_train, y_train = device_tensors(ds.x[train_idx], ds.y[train_idx], device)
-    x_val, y_val = device_tensors(ds.x[val_idx], ds.y[val_idx], device)
+    augmenter = Augmenter(spec.augment, ds.feature_shape) if spec.augment is not None else None
+    train_feed, val_feed = make_feeds(
+        ds, train_idx, val_idx, batch_size=spec.batch_size, device=device,
+        budget_bytes=plan.data_budget_bytes, workers=plan.loader_workers, augmenter=augmenter,
+        memory_format=_memory_format(model_spec, ds, device),
+    )  # fmt: skip
+    y_val_cpu = torch.from_numpy(np.ascontiguousarray(ds.y[val_idx]))
     return TrainSetup(
         spec=spec, device=device, dataset=ds, classes=classes,
         loss_spec=loss_spec, model_spec=model_spec, similarity_spec=similarity_spec, similarity=similarity,
-        model=model, loss_fn=loss_fn, optimizer=optimizer, fingerprint=plan_id,
-        train_idx=train_idx, val_idx=val_idx, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
-        y_val_cpu=torch.from_numpy(ds.y[val_idx]),
+        model=model, forward=torch.compile(model) if spec.compile else model, loss_fn=loss_fn,
+        optimizer=optimizer, schedule=schedule, scaler=make_scaler(amp_dtype, device), amp_dtype=amp_dtype,
+        fingerprint=plan_id, train_idx=train_idx, val_idx=val_idx,
+        train_feed=train_feed, val_feed=val_feed, augmenter=augmenter,
+        y_train=train_feed.y, y_val=y_val_cpu.to(device), y_val_cpu=y_val_cpu, init=init_info,
     )  # fmt: skip
+
+
+def _model(
+    plan: TrainPlan, model_spec: ModelSpec, train_idx: np.ndarray, device: torch.device
+) -> tuple[nn.Module, dict[str, Any] | None]:
+    """The model (initial weights from the seed, then the warm start), standardised on the training
+    split (statistics read in bounded chunks), on `device`; and what the warm start did."""
+    ds = plan.dataset
+    mean, std = standardization_stats(RowReader(ds.x).chunks(train_idx, _STATS_READ_BYTES))
+    model = build_model(model_spec, ds.feature_shape, len(ds.classes), mean=mean, std=std)
+    init_info = apply_init(model, plan.init, ds.classes)
+    return model.to(device, memory_format=_memory_format(model_spec, ds, device)), init_info
+
+
+def _memory_format(model_spec: ModelSpec, ds: ArrayDataset, device: torch.device) -> torch.memory_format:
+    """channels_last for image models on CUDA (the convolutions' fast layout there), else the default."""
+    image_model = len(ds.feature_shape) == 3 and resolve_kind(model_spec, ds.feature_shape) in ("cnn", "timm")
+    return torch.channels_last if device.type == "cuda" and image_model else torch.contiguous_format
 
 
 def _split(ds: ArrayDataset, spec: TrainingSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -193,6 +250,10 @@ def _start_info(setup: TrainSetup, state: TrainState) -> dict[str, Any]:
         "input_shape": list(setup.dataset.feature_shape),
         "parameters": count_parameters(setup.model),
         "epochs": setup.spec.epochs,
+        "precision": str(setup.amp_dtype).removeprefix("torch.") if setup.amp_dtype else "float32",
+        "data": "streaming" if setup.train_feed.streaming else "resident",
+        "augment": setup.spec.augment.model_dump() if setup.spec.augment is not None else None,
+        "init": setup.init,
     }
 
 
@@ -211,20 +272,23 @@ def _run_epoch(
     spec = setup.spec
     state.epoch += 1
     t0 = _now()
+    lr = float(setup.optimizer.param_groups[0]["lr"])  # the head's, as the epoch starts
     train_stats = _train_one_epoch(setup, state.epoch)
+    if setup.schedule is not None:
+        setup.schedule.after_epoch()
     train_s = _now() - t0
     val_logits, val = validate(setup)
     record = {
         "epoch": state.epoch,
         "train": train_stats,
         "val": val,
-        "lr": float(setup.optimizer.param_groups[0]["lr"]),
+        "lr": lr,
         "seconds": _now() - t0,
         "samples_per_s": len(setup.train_idx) / max(train_s, 1e-9),
     }
     state.history.append(record)
     state.update_best(val["loss"], setup.model)
-    if setup.device.type == "cpu" and state.best["epoch"] == state.epoch:
+    if _val_pass_is_final(setup) and state.best["epoch"] == state.epoch:
         state.best_val_logits = (state.epoch, val_logits)  # what step 5 would compute again: same weights
     hooks.on_epoch(state.epoch, spec.epochs, record)
 
@@ -237,7 +301,8 @@ def _run_epoch(
 
 
 def _train_one_epoch(setup: TrainSetup, epoch: int) -> dict[str, float]:
-    """One pass over the training split in a (seed, epoch)-determined order; mean loss and accuracy.
+    """One pass over the training split in a (seed, epoch)-determined order (each sample augmented under
+    its (seed, epoch, position) seed); mean loss and accuracy.
 
     The per-batch bookkeeping costs one op (an argmax into a preallocated buffer): the batch losses are
     kept as 0-d tensors and stacked once, the accuracy is one comparison per epoch. Same numbers as
@@ -245,23 +310,24 @@ def _train_one_epoch(setup: TrainSetup, epoch: int) -> dict[str, float]:
     and dispatcher calls per step (see docs/benchmarks.md, "Engine overhead").
     """
     setup.model.train()
-    x, y, device, bs = setup.x_train, setup.y_train, setup.device, setup.spec.batch_size
-    n = len(y)
-    order = epoch_order(n, setup.spec.seed, epoch).to(x.device)
-    # small data sets live on the device: no copy per batch ("cuda" without an index means the current one)
-    on_device = x.device.type == device.type and device.index in (None, x.device.index)
+    if setup.model_spec.freeze == "backbone":
+        freeze_backbone_norms(setup.model)
+    device, bs, n = setup.device, setup.spec.batch_size, len(setup.train_idx)
+    order = epoch_order(n, setup.spec.seed, epoch)
+    seeds = augment_seeds(n, setup.spec.seed, epoch) if setup.augmenter is not None else None
     losses: list[torch.Tensor] = []  # batch means (0-d, on the device), stacked once per epoch
     preds = torch.empty(n, dtype=torch.long, device=device)  # predicted class of every sample, in order
-    for b in range(math.ceil(n / bs)):
-        idx = order[b * bs : (b + 1) * bs]
-        xb, yb = x.index_select(0, idx), y.index_select(0, idx)
-        if not on_device:
-            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+    for b, (xb, yb) in enumerate(setup.train_feed.batches(order, seeds)):
         loss, logits = train_step(setup, xb, yb)
         losses.append(loss)
         torch.argmax(logits, dim=1, out=preds[b * bs : (b + 1) * bs])
-    targets = y.index_select(0, order)
-    return epoch_stats(losses, preds, targets if on_device else targets.to(device), bs, epoch)
+    targets = setup.y_train.index_select(0, order.to(setup.y_train.device)).to(device)
+    return epoch_stats(losses, preds, targets, bs, epoch)
+
+
+def _val_pass_is_final(setup: TrainSetup) -> bool:
+    """Whether the validation pass computes what step 5 would (CPU, fp32, the model itself)."""
+    return setup.device.type == "cpu" and setup.amp_dtype is None and setup.forward is setup.model
 
 
 def _stop_reason(spec: TrainingSpec, state: TrainState, elapsed: float, hooks: TrainHooks) -> str | None:
@@ -286,13 +352,12 @@ def _finish(setup: TrainSetup, state: TrainState, train_seconds: float) -> Train
     best = state.best
     if best["model"] is not None:
         setup.model.load_state_dict(best["model"])
-    model = setup.model.to("cpu").eval()
+    model = setup.model.to("cpu", memory_format=torch.contiguous_format).eval()
     cpu_logits = state.best_val_logits
     if cpu_logits is not None and cpu_logits[0] == best["epoch"]:
         final_logits = cpu_logits[1]  # trained on CPU: the best epoch's validation pass, bit for bit
     else:
-        x_val = torch.from_numpy(setup.dataset.x[setup.val_idx])
-        final_logits = predict(model, x_val, setup.spec.batch_size, torch.device("cpu"))
+        final_logits = predict(model, setup.val_feed, setup.spec.batch_size, torch.device("cpu"))
     final_metrics = evaluate(
         final_logits, setup.y_val_cpu, setup.similarity, setup.classes, similarity_spec=setup.similarity_spec
     )

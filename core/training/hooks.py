@@ -21,7 +21,8 @@ class TrainHooks(Protocol):
         """Once, before the first epoch: device, resumed_from_epoch, num_train, num_val, ..."""
 
     def on_epoch(self, epoch: int, epochs: int, record: dict[str, Any]) -> None:
-        """After each epoch (1-based) with its record: epoch, train, val, lr, seconds, samples_per_s."""
+        """After each epoch (1-based) with its record: epoch, train, val, lr (the head's learning rate as
+        the epoch started), seconds, samples_per_s."""
 
     def on_checkpoint(self, epoch: int) -> None:
         """After the checkpoint of `epoch` is durably written."""

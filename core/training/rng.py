@@ -2,7 +2,12 @@
 
     seed_everything(spec.seed)                 # python, numpy, torch (and every CUDA device)
     order = epoch_order(n, spec.seed, epoch)   # the shuffle of epoch e, from (seed, e) alone
+    seeds = augment_seeds(n, spec.seed, epoch) # one augmentation seed per training sample of epoch e
     saved = rng_state(); ...; set_rng_state(saved)
+
+Augmentation draws no number from a generator that lives across epochs: sample i of epoch e is augmented
+under its own seed `augment_seeds(n, seed, e)[i]`, so a resumed run, the in-memory and the streaming data
+paths and any number of loader workers augment every sample alike, with no generator state to carry.
 
 `rng_state()` is in a form `torch.load(weights_only=True)` accepts (tensors, lists and plain numbers).
 """
@@ -15,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["epoch_order", "epoch_seed", "rng_state", "seed_everything", "set_rng_state"]
+__all__ = ["augment_seeds", "epoch_order", "epoch_seed", "rng_state", "seed_everything", "set_rng_state"]
 
 
 def seed_everything(seed: int) -> None:
@@ -32,6 +37,16 @@ def epoch_seed(seed: int, epoch: int) -> int:
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The sample order of `epoch` (a CPU permutation of range(n))."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed(seed, epoch)))
+
+
+def augment_seeds(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """One 62-bit seed per training sample (position in the training split) for `epoch`, from (seed, e)."""
+    state = np.random.SeedSequence([seed, epoch, _AUGMENT_STREAM]).generate_state(1, dtype=np.uint64)
+    generator = torch.Generator().manual_seed(int(state[0] >> 1))
+    return torch.randint(0, 2**62, (n,), generator=generator, dtype=torch.int64)
+
+
+_AUGMENT_STREAM = 0x617567  # separates the augmentation seeds from the epoch order's
 
 
 def rng_state() -> dict[str, Any]:

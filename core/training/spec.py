@@ -1,30 +1,151 @@
-"""`TrainingSpec`: how to train (epochs, batch size, optimizer, split, seed, early stopping, limits).
+"""`TrainingSpec`: how to train (epochs, batch size, optimizer, split, seed, early stopping, limits,
+augmentation, learning-rate schedule, precision, compilation, gradient clipping).
 
 Pydantic with extra fields forbidden and every field bounded, so a request can never ask for unbounded work.
 
     spec = parse_training_spec({"epochs": 20, "optimizer": "sgd", "learning_rate": 0.05, "momentum": 0.9})
+    spec = parse_training_spec({"augment": {"random_resized_crop": {"scale": [0.5, 1.0]},
+                                            "horizontal_flip": True, "trivial_augment": True,
+                                            "color_jitter": 0.2, "random_erasing": 0.25},
+                                "scheduler": {"kind": "cosine", "warmup_epochs": 2},
+                                "precision": "auto", "compile": False, "grad_clip_norm": 1.0})
     spec = with_seed(spec)        # a concrete seed (drawn at random when None), needed by the engine
+    check_augment(spec.augment, "uint8", (3, 32, 32))   # SpecError unless it fits the dataset
+
+Schedulers (torch.optim.lr_scheduler, see core/training/schedule.py): "cosine" (per step: linear warmup,
+then cosine down to `learning_rate * min_lr_factor`), "onecycle" (per step: OneCycleLR, its rising phase
+`warmup_epochs` long, default 30% of the run), "step" (per epoch: linear warmup, then the rate times
+`gamma` every `step_epochs` epochs). Precision: "auto" (bf16 on a CUDA device that supports it, else
+fp32), "bf16" / "fp16" (autocast; fp16 with a gradient scaler), "fp32". Augmentation applies to image
+datasets only (core/training/augment.py; checked against the dataset when training starts).
+
+The fields added after the first version (augment, scheduler, precision, compile, grad_clip_norm) are left
+out of `model_dump()` while they hold their defaults, so an older spec dumps (and fingerprints its
+checkpoints) exactly as before they existed.
 """
 
 from __future__ import annotations
 
 import secrets
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
+from core.errors import SpecError
 from core.models.spec import validation_to_spec_error
 
-__all__ = ["MAX_EPOCHS", "MAX_RUNTIME_S", "MAX_SEED", "TrainingSpec", "parse_training_spec", "with_seed"]
+__all__ = [
+    "MAX_EPOCHS",
+    "MAX_RUNTIME_S",
+    "MAX_SEED",
+    "PRECISIONS",
+    "AugmentSpec",
+    "CosineSchedule",
+    "OneCycleSchedule",
+    "RandomResizedCropSpec",
+    "StepSchedule",
+    "TrainingSpec",
+    "check_augment",
+    "parse_training_spec",
+    "with_seed",
+]
 
 MAX_EPOCHS = 1000
 MAX_SEED = 2**31 - 1
 MAX_RUNTIME_S = 7 * 24 * 3600
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+
+_STRICT = ConfigDict(extra="forbid", strict=True)
+Fraction = Annotated[float, Field(gt=0.0, le=1.0)]
+
+
+class RandomResizedCropSpec(BaseModel):
+    """torchvision's RandomResizedCrop back to the image's own size: `scale` bounds the cropped area."""
+
+    model_config = _STRICT
+
+    scale: list[Fraction] = Field(default_factory=lambda: [0.08, 1.0], min_length=2, max_length=2)
+
+    @field_validator("scale")
+    @classmethod
+    def _ordered(cls, value: list[float]) -> list[float]:
+        if value[0] > value[1]:
+            raise PydanticCustomError("scale_order", "scale must be [low, high] with low <= high")
+        return value
+
+
+class AugmentSpec(BaseModel):
+    """Per-sample training augmentation (torchvision.transforms.v2), applied in this order."""
+
+    model_config = _STRICT
+
+    random_resized_crop: RandomResizedCropSpec | None = None
+    horizontal_flip: bool = Field(default=False, description="flip left-right with probability 0.5")
+    trivial_augment: bool = Field(default=False, description="TrivialAugmentWide (uint8 images)")
+    color_jitter: float | None = Field(
+        default=None, gt=0.0, le=1.0, description="brightness, contrast and saturation (uint8 images)"
+    )
+    random_erasing: float | None = Field(default=None, gt=0.0, le=1.0, description="probability")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v not in (None, False)}
+
+    def is_empty(self) -> bool:
+        return not self.model_dump()
+
+
+class _Schedule(BaseModel):
+    model_config = _STRICT
+
+    warmup_epochs: int = Field(default=0, ge=0, le=MAX_EPOCHS, description="must be < training.epochs")
+
+
+class CosineSchedule(_Schedule):
+    kind: Literal["cosine"]
+    min_lr_factor: float = Field(default=0.0, ge=0.0, le=1.0, description="final lr = lr * factor")
+
+
+class OneCycleSchedule(_Schedule):
+    kind: Literal["onecycle"]
+    warmup_epochs: int | None = Field(
+        default=None, ge=1, le=MAX_EPOCHS, description="the rising phase (default: 30% of the run)"
+    )
+
+
+class StepSchedule(_Schedule):
+    kind: Literal["step"]
+    step_epochs: int = Field(default=30, ge=1, le=MAX_EPOCHS, description="epochs between lr drops")
+    gamma: float = Field(default=0.1, gt=0.0, lt=1.0, description="factor of each drop")
+
+
+Schedule = Annotated[CosineSchedule | OneCycleSchedule | StepSchedule, Field(discriminator="kind")]
+
+# the fields that are left out of the dump while they hold these defaults
+_OPTIONAL_DEFAULTS: dict[str, Any] = {
+    "augment": None,
+    "scheduler": None,
+    "precision": "auto",
+    "compile": False,
+    "grad_clip_norm": None,
+}
 
 
 class TrainingSpec(BaseModel):
     # strict: numbers only, as the schema says (lax mode took `"seed": false` as 0 and `"epochs": "5"` as 5)
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = _STRICT
 
     epochs: int = Field(default=10, ge=1, le=MAX_EPOCHS)
     batch_size: int = Field(default=64, ge=1, le=65536)
@@ -37,6 +158,41 @@ class TrainingSpec(BaseModel):
     patience: int | None = Field(default=None, ge=1, le=1000, description="early stopping on val loss")
     max_runtime_s: float | None = Field(default=None, ge=1, le=MAX_RUNTIME_S)
     checkpoint_every: int = Field(default=1, ge=1, le=MAX_EPOCHS, description="epochs between checkpoints")
+    augment: AugmentSpec | None = Field(default=None, description="image datasets only")
+    scheduler: Schedule | None = Field(default=None, description="learning-rate schedule")
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    compile: bool = Field(default=False, description="torch.compile the model")
+    grad_clip_norm: float | None = Field(default=None, gt=0.0, le=1e4, description="max gradient L2 norm")
+
+    @field_validator("scheduler")
+    @classmethod
+    def _warmup_within_the_run(cls, value: Any, info: ValidationInfo) -> Any:
+        epochs = info.data.get("epochs")
+        warmup = getattr(value, "warmup_epochs", None)
+        if epochs is not None and warmup is not None and warmup >= epochs:
+            raise PydanticCustomError(
+                "warmup_too_long",
+                "warmup_epochs ({warmup}) must be less than training.epochs ({epochs})",
+                {"warmup": warmup, "epochs": epochs},
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _empty_augment_is_none(self) -> TrainingSpec:
+        if self.augment is not None and self.augment.is_empty():
+            self.augment = None
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for name, default in _OPTIONAL_DEFAULTS.items():
+            if name in data and getattr(self, name) == default:
+                del data[name]
+        return data
+
+
+_SCHEDULE_KINDS = ("cosine", "onecycle", "step")
 
 
 def parse_training_spec(spec: TrainingSpec | dict[str, Any] | None) -> TrainingSpec:
@@ -46,7 +202,44 @@ def parse_training_spec(spec: TrainingSpec | dict[str, Any] | None) -> TrainingS
     try:
         return TrainingSpec.model_validate(spec or {})
     except ValidationError as e:
-        raise validation_to_spec_error("training", e) from None
+        raise _spec_error(e) from None
+
+
+def _spec_error(exc: ValidationError) -> SpecError:
+    """As `validation_to_spec_error`, without the tag pydantic puts into a scheduler field's location
+    (("scheduler", "cosine", "min_lr_factor") -> training.scheduler.min_lr_factor)."""
+    err = exc.errors()[0]
+    loc = list(err.get("loc", ()))
+    if len(loc) >= 2 and loc[0] == "scheduler" and loc[1] in _SCHEDULE_KINDS:
+        del loc[1]
+    if err.get("type") in ("union_tag_invalid", "union_tag_not_found"):
+        loc.append("kind")
+    if tuple(loc) == tuple(err.get("loc", ())):
+        return validation_to_spec_error("training", exc)
+    return SpecError(".".join(["training", *map(str, loc)]), err.get("msg", "invalid value"))
+
+
+_COLOR_FIELDS = ("trivial_augment", "color_jitter")
+
+
+def check_augment(spec: AugmentSpec | None, dtype: Any, feature_shape: Sequence[int]) -> None:
+    """SpecError naming the field when `spec` cannot apply to a dataset of this dtype ("uint8",
+    "float32") and feature shape: augmentation needs images (C, H, W), the colour transforms uint8
+    images with 1 or 3 channels."""
+    if spec is None:
+        return
+    shape = [int(d) for d in feature_shape]
+    if len(shape) != 3:
+        raise SpecError(
+            "training.augment",
+            f"augmentation needs an image dataset (C, H, W); its features have shape {shape}",
+        )
+    used = spec.model_dump()
+    for field in (f for f in _COLOR_FIELDS if f in used):
+        if str(dtype) != "uint8":
+            raise SpecError(f"training.augment.{field}", f"needs uint8 images, this dataset stores {dtype}")
+        if shape[0] not in (1, 3):
+            raise SpecError(f"training.augment.{field}", f"needs 1 or 3 channels, the images have {shape[0]}")
 
 
 def with_seed(spec: TrainingSpec) -> TrainingSpec:

@@ -6,8 +6,11 @@
     save_checkpoint(checkpoints, setup, state, elapsed_s)
 
 A checkpoint (format `CHECKPOINT_VERSION`) holds the plan's fingerprint, the epoch, model and optimizer
-state dicts, every global RNG state, the early-stopping record `best`, the history, the elapsed seconds
-and the stop reason. One written for another plan (another fingerprint) is ignored and cleared.
+state dicts, the learning-rate schedule's and the fp16 gradient scaler's (None when the plan has none),
+every global RNG state, the early-stopping record `best`, the history, the elapsed seconds and the stop
+reason. Augmentation needs no state of its own: sample i of epoch e is augmented under a seed derived
+from (seed, e, i) alone (core/training/rng.py). One written for another plan (another fingerprint) is
+ignored and cleared.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +47,7 @@ CHECKPOINT_VERSION = 1
 
 @dataclass
 class TrainSetup:
-    """Everything fixed for one run: specs, split, model, loss, optimizer and the data on its device."""
+    """Everything fixed for one run: specs, split, model, loss, optimizer, schedule and the data feeds."""
 
     spec: TrainingSpec
     device: torch.device
@@ -54,16 +58,26 @@ class TrainSetup:
     similarity_spec: dict | None
     similarity: Any  # core.similarity's matrix, or None
     model: nn.Module
+    forward: Callable[[torch.Tensor], torch.Tensor]  # the model, or its torch.compile'd wrapper
     loss_fn: nn.Module
     optimizer: torch.optim.Optimizer
+    schedule: Any  # core.training.schedule.Schedule, or None
+    scaler: torch.amp.GradScaler | None  # fp16 only
+    amp_dtype: torch.dtype | None  # autocast dtype; None: fp32
     fingerprint: str
     train_idx: np.ndarray
     val_idx: np.ndarray
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_val: torch.Tensor
+    train_feed: Any  # core.training.feed.ResidentFeed | StreamingFeed
+    val_feed: Any  # core.training.feed.EvalFeed
+    augmenter: Any  # core.training.augment.Augmenter, or None
+    y_train: torch.Tensor  # the training labels (on the device when the data is resident)
     y_val: torch.Tensor
     y_val_cpu: torch.Tensor
+    init: dict[str, Any] | None = None  # what the warm start did (source, loaded, skipped, head_reset)
+
+    @property
+    def trainable(self) -> list[nn.Parameter]:
+        return [p for group in self.optimizer.param_groups for p in group["params"] if p.requires_grad]
 
 
 def _new_best() -> dict[str, Any]:
@@ -103,6 +117,8 @@ def fingerprint(ds: ArrayDataset, similarity_spec, loss_spec, model_spec, spec: 
         "classes": ds.classes,
         "x_shape": list(ds.x.shape),
     }
+    if ds.x.dtype != np.float32:  # uint8 images (float32 plans keep the fingerprint they always had)
+        description["x_dtype"] = str(ds.x.dtype)
     h.update(json.dumps(description, sort_keys=True, default=str).encode())
     h.update(ds.y.tobytes())
     return h.hexdigest()
@@ -120,6 +136,8 @@ def save_checkpoint(
             "epoch": state.epoch,
             "model": setup.model.state_dict(),
             "optimizer": setup.optimizer.state_dict(),
+            "schedule": setup.schedule.state_dict() if setup.schedule is not None else None,
+            "scaler": setup.scaler.state_dict() if setup.scaler is not None else None,
             "rng": rng_state(),
             "best": state.best,
             "history": state.history,
@@ -142,6 +160,10 @@ def restore_checkpoint(
         return TrainState()
     setup.model.load_state_dict(saved["model"])
     setup.optimizer.load_state_dict(saved["optimizer"])
+    if setup.schedule is not None:
+        setup.schedule.load_state_dict(saved["schedule"])
+    if setup.scaler is not None:
+        setup.scaler.load_state_dict(saved["scaler"])
     state = TrainState(
         epoch=int(saved["epoch"]),
         history=list(saved["history"]),

@@ -1,84 +1,118 @@
-"""The engine's building blocks: the optimizer, one training step, an epoch's numbers, prediction, validation.
+"""The engine's building blocks: precision, the optimizer, one training step, an epoch's numbers, prediction,
+validation.
 
-    optimizer = make_optimizer(model, spec, device)
-    loss, logits = train_step(setup, xb, yb)                # one batch: forward, backward, optimizer step
+    amp = resolve_precision("auto", device)                 # None (fp32) | torch.bfloat16 | torch.float16
+    optimizer = make_optimizer(model, spec, model_spec, device)   # core.models.init.param_groups
+    loss, logits = train_step(setup, xb, yb)                # one batch: forward, backward, clip, step
     stats = epoch_stats(losses, preds, targets, batch_size, epoch)
+    logits = predict(forward, val_feed, batch_size, device, amp)
     logits, metrics = validate(setup)                       # the validation split, metrics without the matrix
 
-These are the places to extend the engine: a scheduler or gradient clipping goes into `train_step` (and
-`make_optimizer`), another precision into `autocast`, data loading next to `device_tensors`.
+Precision "auto" is bf16 autocast on a CUDA device that supports it and fp32 elsewhere; "fp16" scales
+the loss with a `torch.amp.GradScaler` (kept in `setup.scaler`, saved in the checkpoint). Gradient
+clipping (`grad_clip_norm`) clips the unscaled gradients; a per-step schedule advances after each
+optimizer step.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from core.errors import TrainingError
+from core.errors import SpecError, TrainingError
 from core.metrics import evaluate
+from core.models.init import param_groups
+from core.models.spec import ModelSpec
+from core.training.feed import EvalFeed
 from core.training.spec import TrainingSpec
 from core.training.state import TrainSetup
 
 __all__ = [
     "DEVICE_DATA_BUDGET_BYTES",
     "autocast",
-    "device_tensors",
     "epoch_stats",
     "loss_value",
     "make_optimizer",
+    "make_scaler",
     "predict",
+    "resolve_precision",
     "train_step",
     "validate",
 ]
 
-DEVICE_DATA_BUDGET_BYTES = 2 << 30  # larger training sets stay in (pinned) host memory
+DEVICE_DATA_BUDGET_BYTES = 2 << 30  # larger training + validation sets stream through a DataLoader
 _CPU_PREDICT_CHUNK = 256  # rows per forward pass when predicting on CPU (see predict)
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 
 
-def make_optimizer(model: nn.Module, spec: TrainingSpec, device: torch.device) -> torch.optim.Optimizer:
-    """The optimizer of the spec; on CUDA its fused implementation (one kernel per step instead of one
-    multi-tensor launch per update term: the step at batch size 64 is launch-bound)."""
-    params = model.parameters()
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of `precision` on `device` (None: fp32); SpecError where it cannot run."""
+    if precision == "auto":
+        cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if cuda_bf16 else None
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise SpecError("training.precision", f"{torch.cuda.get_device_name(device)} does not support bf16")
+    return _AMP_DTYPES[precision]
+
+
+def make_optimizer(
+    model: nn.Module, spec: TrainingSpec, model_spec: ModelSpec, device: torch.device
+) -> torch.optim.Optimizer:
+    """The optimizer of the spec over `param_groups` (head at lr, backbone at lr * backbone_lr_factor, or
+    frozen); on CUDA its fused implementation (one kernel per step instead of one multi-tensor launch
+    per update term: the step at batch size 64 is launch-bound)."""
+    groups = param_groups(
+        model,
+        freeze=model_spec.freeze,
+        backbone_lr_factor=model_spec.backbone_lr_factor,
+        lr=spec.learning_rate,
+    )
     fused = True if device.type == "cuda" else None
+    lr, wd = spec.learning_rate, spec.weight_decay
     if spec.optimizer == "sgd":
-        return torch.optim.SGD(
-            params, lr=spec.learning_rate, momentum=spec.momentum, weight_decay=spec.weight_decay, fused=fused
-        )
+        return torch.optim.SGD(groups, lr=lr, momentum=spec.momentum, weight_decay=wd, fused=fused)
     if spec.optimizer == "adam":
-        return torch.optim.Adam(params, lr=spec.learning_rate, weight_decay=spec.weight_decay, fused=fused)
-    return torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=spec.weight_decay, fused=fused)
+        return torch.optim.Adam(groups, lr=lr, weight_decay=wd, fused=fused)
+    return torch.optim.AdamW(groups, lr=lr, weight_decay=wd, fused=fused)
 
 
-def device_tensors(x: np.ndarray, y: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """x, y as tensors on `device` (pinned host memory when too large for the device budget)."""
-    xt, yt = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
-    if device.type != "cuda":
-        return xt, yt
-    xt, yt = xt.pin_memory(), yt.pin_memory()
-    if xt.nbytes + yt.nbytes > DEVICE_DATA_BUDGET_BYTES:
-        return xt, yt
-    return xt.to(device, non_blocking=True), yt.to(device, non_blocking=True)
+def make_scaler(amp_dtype: torch.dtype | None, device: torch.device) -> torch.amp.GradScaler | None:
+    """A gradient scaler for fp16 autocast, else None."""
+    return torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA, nothing on CPU."""
-    if device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def autocast(device: torch.device, amp_dtype: torch.dtype | None = None):
+    """Autocast to `amp_dtype` on `device`; nothing for fp32 (None)."""
+    if amp_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=amp_dtype)
 
 
 def train_step(setup: TrainSetup, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step on a batch already on the device; (the batch's mean loss, its logits), detached."""
-    with autocast(setup.device):
-        logits = setup.model(xb)
+    with autocast(setup.device, setup.amp_dtype):
+        logits = setup.forward(xb)
     loss = setup.loss_fn(logits.float(), yb)
-    setup.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    setup.optimizer.step()
+    optimizer, scaler, clip = setup.optimizer, setup.scaler, setup.spec.grad_clip_norm
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        if clip is not None:
+            nn.utils.clip_grad_norm_(setup.trainable, clip)
+        optimizer.step()
+    else:
+        scaler.scale(loss).backward()
+        if clip is not None:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(setup.trainable, clip)
+        scaler.step(optimizer)
+        scaler.update()
+    if setup.schedule is not None:
+        setup.schedule.after_step()
     return loss.detach(), logits.detach()
 
 
@@ -106,27 +140,32 @@ def epoch_stats(
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
-    """Logits (float32, on CPU) for all of x, in eval mode, batched.
+def predict(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    feed: EvalFeed,
+    batch_size: int,
+    device: torch.device,
+    amp_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Logits (float32, on CPU) for every row of `feed`, batched; the caller puts the model in eval mode.
 
     On CPU in chunks of 256 rows: larger chunks push conv activations out of the caches (a CNN's
     forward pass over 1024 rows took ~1.7x as long per row as over 256); the logits were bit-identical
     across chunk sizes for every model checked (docs/benchmarks.md, "Engine overhead").
     """
-    model.eval()
     chunk = min(max(batch_size, 1024), 16384) if device.type == "cuda" else _CPU_PREDICT_CHUNK
     outputs = []
-    for start in range(0, len(x), chunk):
-        xb = x[start : start + chunk].to(device, non_blocking=True)
-        with autocast(device):
-            outputs.append(model(xb).float().cpu())
+    for xb in feed.chunks(chunk, device):
+        with autocast(device, amp_dtype):
+            outputs.append(forward(xb).float().cpu())
     return torch.cat(outputs)
 
 
 def validate(setup: TrainSetup) -> tuple[torch.Tensor, dict[str, Any]]:
     """The validation split's logits (CPU) and metrics: `core.metrics.evaluate` without the confusion
     matrix, plus "loss"."""
-    logits = predict(setup.model, setup.x_val, setup.spec.batch_size, setup.device)
+    setup.model.eval()
+    logits = predict(setup.forward, setup.val_feed, setup.spec.batch_size, setup.device, setup.amp_dtype)
     metrics = evaluate(
         logits, setup.y_val_cpu, setup.similarity, setup.classes, similarity_spec=setup.similarity_spec
     )
