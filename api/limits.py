@@ -1,7 +1,9 @@
 """Request body bounds, enforced while the body streams in (pure ASGI, nothing is buffered here).
 
+- predictions (`POST .../predict`, JSON rows, base64 images or multipart image files): at most
+  `max_predict_bytes` (given, or the app's setting `max_predict_bytes`).
 - multipart/form-data (uploads): at most `max_upload_bytes` plus a little multipart overhead; the upload
-  route then checks the file itself against `max_upload_bytes` exactly while copying it.
+  route then checks each file itself against `max_upload_bytes` exactly while it streams to disk.
 - every other body (JSON): at most `max_json_bytes`.
 
 A declared `Content-Length` over the bound is refused with 413 before a byte is read; a body without one
@@ -17,9 +19,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import send_error
 
-__all__ = ["MULTIPART_OVERHEAD", "BodyLimitMiddleware", "BodyTooLarge"]
+__all__ = ["DEFAULT_PREDICT_BYTES", "MULTIPART_OVERHEAD", "BodyLimitMiddleware", "BodyTooLarge"]
 
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and the small form fields
+DEFAULT_PREDICT_BYTES = 32 * 1024 * 1024
 
 
 class BodyTooLarge(HTTPException):
@@ -29,12 +32,28 @@ class BodyTooLarge(HTTPException):
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, max_json_bytes: int, max_upload_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_json_bytes: int,
+        max_upload_bytes: int,
+        max_predict_bytes: int | None = None,
+    ) -> None:
         self.app = app
         self.max_json_bytes = max_json_bytes
         self.max_upload_bytes = max_upload_bytes
+        self.max_predict_bytes = max_predict_bytes
+
+    def _predict_bound(self, scope: Scope) -> int:
+        if self.max_predict_bytes is not None:
+            return self.max_predict_bytes
+        settings = getattr(getattr(scope.get("app"), "state", None), "settings", None)
+        return int(getattr(settings, "max_predict_bytes", DEFAULT_PREDICT_BYTES))
 
     def _bound(self, scope: Scope) -> tuple[int, str]:
+        if scope.get("path", "").rstrip("/").endswith("/predict"):
+            return self._predict_bound(scope), "predict body"
         content_type = ""
         for name, value in scope.get("headers", ()):
             if name == b"content-type":

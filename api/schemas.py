@@ -1,17 +1,17 @@
 """Public (response) schemas of the REST API, separate from what clients send.
 
-What clients send: `core.jobspec.JobCreate` (POST /v1/jobs), `PredictRequest`, and the upload form
-(`file`, `name`, `label_column`, bounded in the route). Every string field has a length limit. The
-comparison schemas are in `api.schemas_comparisons`; the cursors (`encode_cursor`, `decode_cursor`) in
-`api.pagination`.
+What clients send: `core.jobspec.JobCreate` (POST /v1/jobs), `PredictRequest` (or image files), and the
+upload form (`file`, `labels` and the text fields of `UploadForm`, read as they stream in by the
+route). Every string field has a length limit. The comparison schemas are in `api.schemas_comparisons`;
+the cursors (`encode_cursor`, `decode_cursor`) in `api.pagination`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.pagination import decode_cursor, encode_cursor  # their home; still importable from here
 
@@ -20,6 +20,7 @@ __all__ = [
     "ArtifactPublic",
     "BuiltinDatasetList",
     "BuiltinDatasetPublic",
+    "DatasetErrorInfo",
     "DatasetList",
     "DatasetPublic",
     "EpochRecord",
@@ -37,8 +38,11 @@ __all__ = [
     "PredictPublic",
     "PredictRequest",
     "ReadinessError",
+    "UploadForm",
     "decode_cursor",
     "encode_cursor",
+    "predict_request_body",
+    "upload_request_body",
 ]
 
 
@@ -76,21 +80,73 @@ class HealthPublic(BaseModel):
 # ---------------------------------------------------------------------------------------------- datasets
 
 
+class DatasetErrorInfo(BaseModel):
+    """Why a dataset failed (status `failed`)."""
+
+    code: str = Field(max_length=64)
+    message: str
+    field: str | None = Field(default=None, max_length=200)
+
+
 class DatasetPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: str = Field(max_length=36)
     name: str = Field(max_length=200)
-    format: str = Field(max_length=16, description="npz, csv, parquet or zip")
+    format: str = Field(max_length=16, description="npz, npy, csv, parquet or zip")
+    status: str = Field(default="ready", max_length=16, description="ready, importing or failed")
     classes: list[str]
     class_counts: list[int]
     num_classes: int
     num_samples: int
-    feature_shape: list[int]
+    feature_shape: list[int] = Field(description="of one sample: (C, H, W) for images")
+    dtype: str = Field(default="float32", max_length=16, description="uint8 (images) or float32")
+    preprocessing: dict[str, Any] | None = Field(
+        default=None,
+        description='how images became the stored arrays: {"kind": "image", "size": [H, W], '
+        '"resize": "shorter_side" | "stretch" | "pad", "channels": 1 | 3}; null for tabular data',
+    )
     sha256: str = Field(max_length=64, description="SHA-256 of the uploaded file")
     size_bytes: int = Field(description="size of the uploaded file")
-    stored_bytes: int = Field(description="size of the stored canonical .npz")
+    stored_bytes: int = Field(description="size of the stored arrays (x.npy, y.npy, meta.json)")
+    source_uri: str | None = Field(default=None, max_length=2000)
+    error: DatasetErrorInfo | None = None
     created_at: datetime
+
+
+class UploadForm(BaseModel):
+    """The text fields of a dataset upload (multipart/form-data, beside the file part `file`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    label_column: str | None = Field(default=None, min_length=1, max_length=100)
+    image_size: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=16,
+        pattern=r"^\s*\d{1,4}\s*([xX]\s*\d{1,4}\s*)?$",
+        description="images: the stored size, one side (32) or HxW (24x32), each side in 8..512 "
+        "(default 28 for image files; arrays of images keep their own size)",
+    )
+    resize: Literal["shorter_side", "stretch", "pad"] | None = Field(
+        default=None,
+        description="images: stretch to the size (default), resize the shorter side then cut the centre "
+        "(shorter_side), or fit inside and letterbox (pad)",
+    )
+
+
+def upload_request_body() -> dict[str, Any]:
+    """The OpenAPI requestBody of POST /v1/datasets (multipart/form-data)."""
+    schema = UploadForm.model_json_schema()
+    binary = {"type": "string", "format": "binary"}
+    schema["properties"] = {
+        "file": {**binary, "description": "a .zip (image folders), .parquet, .npz, .npy or .csv file"},
+        "labels": {**binary, "description": "the labels of an .npy upload: .npy of N labels, or .txt"},
+        **schema["properties"],
+    }
+    schema["required"] = ["file"]
+    return {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
 
 
 class DatasetList(BaseModel):
@@ -197,14 +253,45 @@ class ArtifactList(BaseModel):
 
 
 class PredictRequest(BaseModel):
+    """Either `inputs` (feature rows, or raw pixel values in the dataset's shape) or `images` (base64 PNG /
+    JPEG / BMP files, preprocessed as the training images were). Image files can also come as
+    multipart/form-data in the field `files`."""
+
     model_config = ConfigDict(extra="forbid")
 
-    inputs: list[Any] = Field(
+    inputs: list[Any] | None = Field(
+        default=None,
         min_length=1,
         max_length=100_000,
         description="rows of feature values: flat (prod(feature_shape) numbers) or nested as the dataset's "
         "feature shape; at most `SIMTRAIN_MAX_PREDICT_ROWS` rows",
     )
+    images: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=10_000,
+        description="base64-encoded image files; at most `SIMTRAIN_MAX_PREDICT_IMAGES`",
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> PredictRequest:
+        if (self.inputs is None) == (self.images is None):
+            raise ValueError("give either `inputs` (rows) or `images` (base64 files)")
+        return self
+
+
+def predict_request_body() -> dict[str, Any]:
+    """The OpenAPI requestBody of POST /v1/jobs/{job_id}/predict: JSON, or image files as multipart."""
+    files = {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1}
+    return {
+        "required": True,
+        "content": {
+            "application/json": {"schema": PredictRequest.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": {"files": files}, "required": ["files"]}
+            },
+        },
+    }
 
 
 class PredictPublic(BaseModel):

@@ -10,10 +10,15 @@ atomic: readers see the old object or the complete new one, never a partial file
 
 Keys are validated (`validate_key`): relative, '/'-separated, no empty / '.' / '..' parts, no backslash,
 no NUL, no drive letter -> ValueError. A missing key raises FileNotFoundError.
+
+Big objects (datasets) never pass through memory: `adopt_file(key, path)` moves a finished local file in
+(a rename on the same disk for LocalStorage), `download(key, path)` streams one out, and `local_path(key)`
+is the object's own file when the storage is a local directory (None otherwise), for memory-mapping.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -22,7 +27,15 @@ from pathlib import Path
 from typing import BinaryIO
 from uuid import uuid4
 
-__all__ = ["FsspecStorage", "LocalStorage", "Storage", "make_storage", "validate_key", "validate_prefix"]
+__all__ = [
+    "FsspecStorage",
+    "LocalStorage",
+    "Storage",
+    "make_storage",
+    "s3_storage_options",
+    "validate_key",
+    "validate_prefix",
+]
 
 _TMP_PREFIX = ".tmp-"
 
@@ -82,6 +95,20 @@ class Storage(ABC):
         with self.open(key) as f:
             return f.read()
 
+    def adopt_file(self, key: str, local_path: str | os.PathLike) -> None:
+        """Store the local file as `key` and remove it (moved where the storage allows, else copied)."""
+        self.put_file(key, local_path)
+        Path(local_path).unlink(missing_ok=True)
+
+    def download(self, key: str, local_path: str | os.PathLike) -> None:
+        """Stream `key` into the local file `local_path` (created or truncated)."""
+        with self.open(key) as src, open(local_path, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+
+    def local_path(self, key: str) -> Path | None:
+        """The object's own local file, when the storage is a local directory; None otherwise."""
+        return None
+
     def delete_prefix(self, prefix: str) -> int:
         """Delete every key starting with `prefix` (which must be non-empty); returns how many."""
         if not prefix:
@@ -112,6 +139,26 @@ class LocalStorage(Storage):
     def put_file(self, key: str, local_path: str | os.PathLike) -> None:
         with open(local_path, "rb") as src:
             self._atomic_write(key, lambda f: shutil.copyfileobj(src, f, 1 << 20))
+
+    def adopt_file(self, key: str, local_path: str | os.PathLike) -> None:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(local_path, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(local_path, target)  # atomic on one file system
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                raise
+            super().adopt_file(key, local_path)  # another disk: copy, then remove
+            return
+        _fsync_dir(target.parent)
+
+    def local_path(self, key: str) -> Path | None:
+        path = self.path(key)
+        if not path.is_file():
+            raise FileNotFoundError(f"no such key: {key}")
+        return path
 
     def _atomic_write(self, key: str, write) -> None:
         target = self.path(key)
@@ -260,15 +307,33 @@ class FsspecStorage(Storage):
             pass
 
 
-def make_storage(url_or_path: str | os.PathLike) -> Storage:
-    """LocalStorage for a path or file:// URL, FsspecStorage for any other URL scheme."""
+def make_storage(url_or_path: str | os.PathLike, **storage_options) -> Storage:
+    """LocalStorage for a path or file:// URL, FsspecStorage for any other URL scheme.
+
+    `storage_options` go to fsspec; for s3:// without any, `s3_storage_options()` (the settings' endpoint).
+    """
     text = os.fspath(url_or_path)
     if "://" not in text:
         return LocalStorage(text)
     scheme, rest = text.split("://", 1)
     if scheme == "file":
         return LocalStorage(rest)
-    return FsspecStorage(text)
+    if scheme in ("s3", "s3a") and not storage_options:
+        storage_options = s3_storage_options()
+    return FsspecStorage(text, **storage_options)
+
+
+def s3_storage_options(endpoint_url: str | None = None) -> dict:
+    """s3fs options: the S3-compatible server `endpoint_url` (default `SIMTRAIN_S3_ENDPOINT_URL`, if set;
+    credentials from the usual AWS variables), and no cached listings, since other processes write too."""
+    if endpoint_url is None:
+        from core.settings import get_settings
+
+        endpoint_url = get_settings().s3_endpoint_url
+    options: dict = {"use_listings_cache": False}
+    if endpoint_url:
+        options["client_kwargs"] = {"endpoint_url": endpoint_url}
+    return options
 
 
 def _fsync_dir(path: Path) -> None:

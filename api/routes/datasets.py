@@ -1,4 +1,10 @@
-"""Datasets: upload (multipart), list, built-in references, get, delete.
+"""Datasets: upload (multipart, streamed), list, built-in references, get, delete.
+
+`POST /v1/datasets` reads its body as it streams in (`api.upload_form`): the file goes straight to a
+scratch file on disk (never whole in memory), bounded by `SIMTRAIN_MAX_UPLOAD_BYTES`; converting it to
+the stored arrays (`core.dataset_store.store_received`) then runs in a worker thread, under its own
+deadline (`SIMTRAIN_UPLOAD_TIMEOUT_S`) instead of the request deadline. A client that disconnects
+mid-body leaves nothing behind. No database connection is held while the body streams in.
 
 `GET /v1/datasets` lists the tenant's uploads; the built-in datasets (usable as `builtin:<name>` in a job
 without any upload) are listed separately at `GET /v1/datasets/builtin`.
@@ -6,28 +12,42 @@ without any upload) are listed separately at `GET /v1/datasets/builtin`.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sqlalchemy import delete, select
 from starlette.concurrency import run_in_threadpool
 
+from api.deadline import extend_deadline
 from api.deps import CurrentTenant, SessionDep, SettingsDep, StorageDep
 from api.pagination import CursorParam, keyset_page
 from api.routes import API_PREFIX
-from api.schemas import BuiltinDatasetList, BuiltinDatasetPublic, DatasetList, DatasetPublic
-from core.data import BUILTIN_DATASETS
+from api.schemas import (
+    BuiltinDatasetList,
+    BuiltinDatasetPublic,
+    DatasetList,
+    DatasetPublic,
+    UploadForm,
+    upload_request_body,
+)
+from api.upload_form import ReceivedForm, receive_form
+from core.data import BUILTIN_DATASETS, parse_image_size
 from core.dataset_store import (
     BUILTIN_PREFIX,
+    UploadOptions,
     builtin_info,
     delete_dataset_objects,
     get_dataset_row,
-    store_upload,
+    scratch_dir,
+    store_received,
 )
 from core.db.jobs import ACTIVE
 from core.db.models import Dataset, Job
-from core.errors import Conflict
+from core.errors import Conflict, DatasetError
 
 router = APIRouter(prefix=f"{API_PREFIX}/datasets", tags=["datasets"])
 
@@ -42,14 +62,19 @@ def dataset_public(row: Dataset) -> DatasetPublic:
         id=row.id,
         name=row.name,
         format=row.format,
+        status=row.status,
         classes=list(row.classes),
         class_counts=list(row.class_counts),
         num_classes=len(row.classes),
         num_samples=row.num_samples,
         feature_shape=list(row.feature_shape),
+        dtype=row.dtype,
+        preprocessing=row.preprocessing,
         sha256=row.sha256,
         size_bytes=row.size_bytes,
         stored_bytes=row.stored_bytes,
+        source_uri=row.source_uri,
+        error=row.error,
         created_at=row.created_at,
     )
 
@@ -58,38 +83,64 @@ def dataset_public(row: Dataset) -> DatasetPublic:
     "",
     response_model=DatasetPublic,
     status_code=status.HTTP_201_CREATED,
+    openapi_extra={"requestBody": upload_request_body()},
     responses={
-        200: {"model": DatasetPublic, "description": "the same bytes were uploaded before: that dataset"},
+        200: {
+            "model": DatasetPublic,
+            "description": "the same file with the same options was uploaded before",
+        },
         413: {"description": "the file is larger than SIMTRAIN_MAX_UPLOAD_BYTES"},
-        422: {"description": "the file cannot be used (the message names the field)"},
+        422: {"description": "the file or a field cannot be used (the message names the field)"},
         429: {"description": "the tenant's stored datasets would pass its quota; see Retry-After"},
     },
 )
 async def upload_dataset(
+    request: Request,
     session: SessionDep,
     storage: StorageDep,
     settings: SettingsDep,
     tenant: CurrentTenant,
-    file: Annotated[UploadFile, File(description="a .npz, .csv, .parquet or .zip (image folder) file")],
-    name: Annotated[str | None, Form(min_length=1, max_length=200)] = None,
-    label_column: Annotated[str | None, Form(min_length=1, max_length=100)] = None,
 ):
-    try:
+    """Upload a dataset: the file part `file` (+ `labels` for an .npy), and the fields of `UploadForm`."""
+    extend_deadline(request.scope, settings.upload_timeout_s)
+    await run_in_threadpool(session.commit)  # no connection held while the body streams in
+    with contextlib.ExitStack() as scratch:
+        form = await receive_form(
+            request,
+            file_fields=("file", "labels"),
+            scratch=scratch,
+            directory=scratch_dir(settings),
+            max_file_bytes=settings.max_upload_bytes,
+        )
+        options = _upload_options(form)
         row, created = await run_in_threadpool(
-            store_upload,
+            store_received,
             session,
             storage,
             settings,
             tenant,
-            file.file,
-            file.filename or "",
-            name=name,
-            label_column=label_column,
+            form.files["file"],
+            options,
+            form.files.get("labels"),
         )
-    finally:
-        await file.close()
     body = dataset_public(row).model_dump(mode="json")
     return JSONResponse(body, status_code=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+def _upload_options(form: ReceivedForm) -> UploadOptions:
+    """The upload's options from its text fields (422 naming the field when one is wrong)."""
+    if "file" not in form.files:
+        raise DatasetError("file", "field required: the dataset file, as the multipart file part `file`")
+    try:
+        fields = UploadForm.model_validate(form.fields)
+    except ValidationError as e:
+        raise RequestValidationError(e.errors(include_url=False)) from None
+    return UploadOptions(
+        name=fields.name,
+        label_column=fields.label_column,
+        image_size=parse_image_size(fields.image_size) if fields.image_size else None,
+        resize=fields.resize,
+    )
 
 
 @router.get("", response_model=DatasetList)

@@ -1,22 +1,28 @@
-"""In-memory datasets: `ArrayDataset`, npz save/load, class selection and a stratified split.
+"""Datasets as arrays: `ArrayDataset`, class selection, a stratified split, and the `.npz` form of earlier
+versions.
 
-Every dataset simtrain trains on ends up as one `ArrayDataset`: float32 features `x` of shape
-(N, *feature_shape), int64 labels `y` in [0, C) and the class names. Uploads (`core.data.uploads`) and the
-built-in datasets (`core.data.builtin`) both produce one; the worker stores it as an `.npz`.
+Every dataset simtrain trains on ends up as one `ArrayDataset`: features `x`, int64 labels `y` in [0, C)
+and the class names. `x` is either float32 `(N, *feature_shape)` (tabular data) or uint8 images
+`(N, C, H, W)` (kept uint8: the model standardises raw pixel values itself), possibly a read-only
+`np.memmap` of the stored file (`core.data.stored`), which nothing here copies: `select_classes` and
+`subset` keep `x` itself when no row is dropped. `preprocessing` says how raw images became `x`
+(`core.data.images`), None for tabular data.
 
     ds = ArrayDataset(x, y, ["cat", "dog"])
-    save_npz(ds, "ds.npz"); ds = load_npz("ds.npz")
     ds = select_classes(ds, ["dog", "cat"])          # reorder / subset, labels remapped
     train_idx, val_idx = stratified_split(ds.y, 0.2, seed=0)
+    batch = ds.x[train_idx[:64]]                     # a batch (read from disk for a memmap)
+    save_npz(ds, "ds.npz"); ds = load_npz("ds.npz")  # the single-file form (datasets stored before)
 """
 
 from __future__ import annotations
 
 import os
-import zipfile
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +31,7 @@ from core.errors import DatasetError
 __all__ = [
     "MIN_SAMPLES_PER_CLASS",
     "ArrayDataset",
+    "all_finite",
     "check_trainable",
     "load_npz",
     "save_npz",
@@ -37,20 +44,39 @@ __all__ = [
 MIN_SAMPLES_PER_CLASS = 2  # one for training and one for validation
 
 
+_CHUNK_BYTES = 16 * 1024 * 1024
+
+
+def all_finite(x: np.ndarray) -> bool:
+    """No NaN or infinity in `x`, checked in row chunks (a memmap is read, never loaded whole)."""
+    if x.dtype.kind not in "fc":
+        return True
+    step = max(1, _CHUNK_BYTES // max(1, x[:1].nbytes))
+    return all(np.isfinite(x[i : i + step]).all() for i in range(0, len(x), step))
+
+
+def is_image_array(x: np.ndarray) -> bool:
+    """uint8 `(N, C, H, W)`: the stored form of images."""
+    return x.dtype == np.uint8 and x.ndim == 4
+
+
 @dataclass(eq=False)
 class ArrayDataset:
-    """Features `x` (float32, (N, *feature_shape)), labels `y` (int64 in [0, C)) and `classes` (C names).
+    """Features `x`, labels `y` (int64 in [0, C)), `classes` (C names) and the `preprocessing` of images.
 
-    Construction validates and normalises: `x` is converted to contiguous float32 (numeric input only),
-    `y` to int64; shapes, label range, class names and finiteness are checked (DatasetError otherwise).
+    Construction validates and normalises: uint8 images `(N, C, H, W)` stay as they are (an `np.memmap`
+    too, never copied); other numeric `x` becomes contiguous float32 (a float32 memmap stays as it is);
+    `y` becomes int64; shapes, label range, class names and finiteness are checked (DatasetError).
     """
 
     x: np.ndarray
     y: np.ndarray
     classes: list[str] = field(default_factory=list)
+    preprocessing: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        x, y = np.asarray(self.x), np.asarray(self.y)
+        x = self.x if isinstance(self.x, np.ndarray) else np.asarray(self.x)
+        y = np.asarray(self.y)
         if x.dtype.kind not in "biuf":
             raise DatasetError("file.x", f"features must be numeric, got dtype {x.dtype}")
         if x.ndim < 2:
@@ -59,19 +85,16 @@ class ArrayDataset:
             raise DatasetError("file.label", f"labels must be a 1-D integer array, got {y.dtype} {y.shape}")
         if len(x) != len(y):
             raise DatasetError("file", f"{len(x)} feature rows but {len(y)} labels")
-        classes = [str(c) for c in self.classes]
-        if not classes:
-            raise DatasetError("classes", "at least one class name is required")
-        if any(not c for c in classes):
-            raise DatasetError("classes", "class names must be non-empty")
-        if len(set(classes)) != len(classes):
-            raise DatasetError("classes", "class names must be unique")
-        if len(y) and (y.min() < 0 or y.max() >= len(classes)):
-            raise DatasetError("file.label", f"labels must lie in [0, {len(classes)})")
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        if not np.isfinite(x).all():
+        self.classes = _check_classes(self.classes)
+        if len(y) and (y.min() < 0 or y.max() >= len(self.classes)):
+            raise DatasetError("file.label", f"labels must lie in [0, {len(self.classes)})")
+        if not is_image_array(x) and not (
+            isinstance(x, np.memmap) and x.dtype == np.float32 and x.flags.c_contiguous
+        ):
+            x = np.ascontiguousarray(x, dtype=np.float32)
+        if not all_finite(x):
             raise DatasetError("file", "features contain NaN or infinite values")
-        self.x, self.y, self.classes = x, np.ascontiguousarray(y, dtype=np.int64), classes
+        self.x, self.y = x, np.ascontiguousarray(y, dtype=np.int64)
 
     @property
     def feature_shape(self) -> tuple[int, ...]:
@@ -90,6 +113,11 @@ class ArrayDataset:
         """Samples per class, in class order."""
         return [int(n) for n in np.bincount(self.y, minlength=self.num_classes)]
 
+    @property
+    def dtype(self) -> str:
+        """The stored dtype of `x`: "uint8" (images) or "float32"."""
+        return str(self.x.dtype)
+
     def summary(self) -> dict:
         """A JSON-ready description (no data)."""
         return {
@@ -98,7 +126,20 @@ class ArrayDataset:
             "num_classes": self.num_classes,
             "classes": list(self.classes),
             "class_counts": self.class_counts,
+            "dtype": self.dtype,
+            "preprocessing": self.preprocessing,
         }
+
+
+def _check_classes(raw: list) -> list[str]:
+    classes = [str(c) for c in raw]
+    if not classes:
+        raise DatasetError("classes", "at least one class name is required")
+    if any(not c for c in classes):
+        raise DatasetError("classes", "class names must be non-empty")
+    if len(set(classes)) != len(classes):
+        raise DatasetError("classes", "class names must be unique")
+    return classes
 
 
 def check_trainable(ds: ArrayDataset, *, max_classes: int | None = None) -> None:
@@ -143,10 +184,19 @@ def load_npz(path: str | os.PathLike) -> ArrayDataset:
         raise DatasetError("file", f"cannot read dataset: {e}") from e
 
 
+def _same(ds: ArrayDataset, y: np.ndarray, classes: list[str]) -> ArrayDataset:
+    """`ds` with new labels / classes and the very same `x` (no copy, no new validation pass over x)."""
+    out = ArrayDataset(ds.x[:0], y[:0], classes, preprocessing=ds.preprocessing)
+    out.x, out.y = ds.x, np.ascontiguousarray(y, dtype=np.int64)
+    return out
+
+
 def subset(ds: ArrayDataset, indices: np.ndarray) -> ArrayDataset:
-    """The samples at `indices`, with the same classes."""
+    """The samples at `indices`, with the same classes; `x` itself when `indices` is every row in order."""
     indices = np.asarray(indices, dtype=np.int64)
-    return ArrayDataset(ds.x[indices], ds.y[indices], list(ds.classes))
+    if len(indices) == ds.num_samples and np.array_equal(indices, np.arange(ds.num_samples)):
+        return _same(ds, ds.y.copy(), list(ds.classes))
+    return ArrayDataset(ds.x[indices], ds.y[indices], list(ds.classes), preprocessing=ds.preprocessing)
 
 
 def select_classes(ds: ArrayDataset, classes: list[str] | None) -> ArrayDataset:
@@ -167,7 +217,9 @@ def select_classes(ds: ArrayDataset, classes: list[str] | None) -> ArrayDataset:
         old_to_new[position[name]] = new
     new_y = old_to_new[ds.y]
     keep = new_y >= 0
-    return ArrayDataset(ds.x[keep], new_y[keep], classes)
+    if keep.all():  # only labels change: x is kept (a memmap is not read)
+        return _same(ds, new_y, classes)
+    return ArrayDataset(ds.x[keep], new_y[keep], classes, preprocessing=ds.preprocessing)
 
 
 def stratified_split(y: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -147,3 +147,82 @@ def test_stratified_split_properties(counts, val_fraction, seed):
     assert per_class_val.min() >= 1 and per_class_train.min() >= 1
     again = stratified_split(y, val_fraction, seed)
     assert np.array_equal(again[0], train) and np.array_equal(again[1], val)
+
+
+# ----------------------------------------------------------------------------------------- uint8 / memmap
+
+
+def _images(tmp_path, n_per_class=(3, 3)) -> ArrayDataset:
+    """uint8 (N, 3, 4, 4) images in a read-only memmap, as open_stored gives them."""
+    from core.data import open_stored, write_stored
+
+    y = np.concatenate([np.full(n, c) for c, n in enumerate(n_per_class)])
+    x = np.arange(len(y) * 48, dtype=np.int64).reshape(len(y), 3, 4, 4).astype(np.uint8)
+    pre = {"kind": "image", "size": [4, 4], "resize": "stretch", "channels": 3}
+    write_stored(
+        ArrayDataset(x, y, [f"c{i}" for i in range(len(n_per_class))], preprocessing=pre), tmp_path / "ds"
+    )
+    return open_stored(tmp_path / "ds")
+
+
+def test_uint8_images_stay_uint8_and_the_memmap_is_kept(tmp_path):
+    ds = _images(tmp_path)
+    assert isinstance(ds.x, np.memmap) and ds.x.dtype == np.uint8 and not ds.x.flags.writeable
+    assert ds.preprocessing["size"] == [4, 4] and ds.summary()["dtype"] == "uint8"
+    assert ArrayDataset(np.zeros((2, 1, 2, 2), np.uint8), np.array([0, 1]), ["a", "b"]).x.dtype == np.uint8
+    assert (
+        ArrayDataset(np.zeros((2, 4), np.uint8), np.array([0, 1]), ["a", "b"]).x.dtype == np.float32
+    )  # tabular
+
+
+def test_select_classes_and_subset_keep_x_when_no_row_is_dropped(tmp_path):
+    from core.data import subset
+
+    ds = _images(tmp_path)
+    swapped = select_classes(ds, ["c1", "c0"])
+    assert swapped.x is ds.x and swapped.y.tolist() == [1, 1, 1, 0, 0, 0] and swapped.classes == ["c1", "c0"]
+    assert swapped.preprocessing == ds.preprocessing
+    assert subset(ds, np.arange(6)).x is ds.x
+    fewer = select_classes(ds, ["c1"])
+    assert fewer.x is not ds.x and fewer.num_samples == 3 and np.array_equal(fewer.x, ds.x[3:])
+    assert subset(ds, np.array([4, 0])).x.tolist() == ds.x[[4, 0]].tolist()
+
+
+def test_stored_form_rejects_a_mismatch(tmp_path):
+    from core.data import open_stored
+
+    _images(tmp_path)
+    np.save(tmp_path / "ds" / "y.npy", np.zeros(5, np.int64))
+    with pytest.raises(DatasetError) as info:
+        open_stored(tmp_path / "ds")
+    assert info.value.field == "dataset"
+
+
+def test_local_cache_downloads_once_and_evicts_the_least_recently_used(tmp_path):
+    import os
+    import time
+
+    from core.data.local_cache import CacheTooSmall, LocalCache
+
+    calls = []
+
+    def writer(payload: bytes):
+        def write(path):
+            calls.append(path.name)
+            path.write_bytes(payload)
+
+        return write
+
+    cache = LocalCache(tmp_path / "cache", max_bytes=250)
+    a = cache.get("a-1", {"x.npy": writer(b"a" * 100)}, 100)
+    assert (a / "x.npy").read_bytes() == b"a" * 100 and cache.get("a-1", {"x.npy": writer(b"?")}, 100) == a
+    assert calls == ["x.npy"]  # the second get did not download
+    b = cache.get("b-1", {"x.npy": writer(b"b" * 100)}, 100)
+    os.utime(b, (time.time() - 100, time.time() - 100))  # b is now the least recently used
+    cache.get("a-1", {}, 100)
+    cache.get("c-1", {"x.npy": writer(b"c" * 100)}, 100)
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["a-1", "c-1"]
+    with pytest.raises(CacheTooSmall):
+        cache.get("d-1", {"x.npy": writer(b"d")}, 1000)
+    with pytest.raises(ValueError):
+        cache.get("../x", {}, 1)

@@ -202,8 +202,8 @@ def test_image_zip_grayscale_and_top_folder(tmp_path):
     ds = parse(tmp_path, "imgs.zip", zip_bytes(entries))
     assert ds.classes == ["one", "zero"] and ds.feature_shape == (1, 8, 8)
     assert ds.class_counts == [2, 2]
-    assert 0.0 <= ds.x.min() and ds.x.max() <= 1.0
-    assert np.allclose(ds.x[ds.y == 0], 1.0, atol=0.02)  # white "one" images
+    assert ds.x.dtype == np.uint8  # stored as pixels 0..255, not scaled floats
+    assert np.allclose(ds.x[ds.y == 0], 255, atol=5)  # white "one" images
 
 
 def test_image_zip_rgb(tmp_path):
@@ -216,7 +216,8 @@ def test_image_zip_rgb(tmp_path):
     ds = parse(tmp_path, "imgs.zip", zip_bytes(entries), UploadLimits(image_size=4))
     assert ds.feature_shape == (3, 4, 4) and ds.classes == ["gray", "red"]
     red = ds.x[ds.y == 1]
-    assert np.allclose(red[:, 0], 1.0, atol=0.03) and np.allclose(red[:, 1:], 0.0)
+    assert ds.x.dtype == np.uint8
+    assert np.allclose(red[:, 0], 255, atol=8) and np.allclose(red[:, 1:], 0)
 
 
 @pytest.mark.parametrize(
@@ -317,3 +318,198 @@ def test_image_zip_layout_errors(tmp_path):
         limits=big,
         match="too large",
     )
+
+
+# ---------------------------------------------------------------------------------------------- uint8 images
+
+
+def _bands_png(width: int = 48, height: int = 16) -> bytes:
+    """Red | green | blue vertical bands (see tests/core/test_images.py)."""
+    pixels = np.zeros((height, width, 3), np.uint8)
+    third = width // 3
+    pixels[:, :third], pixels[:, third : 2 * third], pixels[:, 2 * third :] = (
+        (255, 0, 0),
+        (0, 255, 0),
+        (0, 0, 255),
+    )
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("resize", "left", "centre"),
+    [
+        ("stretch", (255, 0, 0), (0, 255, 0)),
+        ("shorter_side", (0, 255, 0), (0, 255, 0)),
+        ("pad", (255, 0, 0), (0, 255, 0)),
+    ],
+)
+def test_image_zip_to_uint8_at_16x16_in_each_resize_mode(tmp_path, resize, left, centre):
+    entries = {f"{c}/{i}.png": _bands_png() for c in ("a", "b") for i in range(2)}
+    limits = UploadLimits(image_size=16, resize=resize)
+    ds = parse_upload(_write(tmp_path, zip_bytes(entries)), "i.zip", limits=limits, workdir=tmp_path / "out")
+    assert ds.x.dtype == np.uint8 and ds.feature_shape == (3, 16, 16)
+    assert ds.preprocessing == {"kind": "image", "size": [16, 16], "resize": resize, "channels": 3}
+    assert tuple(ds.x[0, :, 8, 0]) == left and tuple(ds.x[0, :, 8, 8]) == centre
+    if resize == "pad":
+        assert tuple(ds.x[0, :, 0, 8]) == (0, 0, 0)  # the letterbox bar
+    assert isinstance(ds.x, np.memmap) and Path(ds.x.filename) == tmp_path / "out" / "x.npy"
+    assert not (tmp_path / "out" / "x-rgb.npy").exists()
+
+
+def _write(tmp_path: Path, data: bytes, name: str = "upload.bin") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_gray_images_are_reduced_to_one_channel_on_disk(tmp_path):
+    entries = {f"{c}/{i}.png": png_bytes(40 * i + 10, mode="L") for c in ("a", "b") for i in range(3)}
+    ds = parse_upload(_write(tmp_path, zip_bytes(entries)), "i.zip", limits=LIMITS, workdir=tmp_path / "w")
+    assert ds.feature_shape == (1, 8, 8) and ds.preprocessing["channels"] == 1
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["x.npy"]
+    assert sorted(int(v) for v in ds.x[:, 0, 0, 0]) == [10, 10, 50, 50, 90, 90]
+
+
+def test_stored_bytes_bound_refuses_before_writing(tmp_path):
+    from core.data import OutputTooLarge
+
+    entries = {f"{c}/{i}.png": png_bytes((200, 10, 10)) for c in ("a", "b") for i in range(2)}
+    limits = UploadLimits(image_size=16, max_stored_bytes=4 * 3 * 16 * 16 - 1)
+    with pytest.raises(OutputTooLarge):
+        parse_upload(_write(tmp_path, zip_bytes(entries)), "i.zip", limits=limits, workdir=tmp_path / "w")
+    assert list((tmp_path / "w").iterdir()) == []  # refused before a byte was written
+
+
+def _hf_parquet(labels, *, names=None, struct=True, column="image") -> bytes:
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    images = [png_bytes(c, size=(12, 6)) for c in [(255, 0, 0), (0, 0, 255)] * (len(labels) // 2)]
+    if struct:
+        values = pa.array([{"bytes": b, "path": f"{i}.png"} for i, b in enumerate(images)],
+                          type=pa.struct([("bytes", pa.binary()), ("path", pa.string())]))  # fmt: skip
+    else:
+        values = pa.array(images, type=pa.binary())
+    table = pa.table({column: values, "label": pa.array(labels)})
+    if names is not None:
+        features = {"image": {"_type": "Image"}, "label": {"names": names, "_type": "ClassLabel"}}
+        table = table.replace_schema_metadata({"huggingface": json.dumps({"info": {"features": features}})})
+    buf = io.BytesIO()
+    pq.write_table(table, buf, row_group_size=2)
+    return buf.getvalue()
+
+
+def test_parquet_in_the_hugging_face_layout(tmp_path):
+    data = _hf_parquet([1, 0, 1, 0], names=["cat", "dog"])
+    ds = parse_upload(_write(tmp_path, data), "train.parquet", limits=UploadLimits(image_size=(8, 8)))
+    assert ds.classes == ["cat", "dog"] and ds.y.tolist() == [1, 0, 1, 0]
+    assert ds.x.dtype == np.uint8 and ds.feature_shape == (3, 8, 8)
+    assert tuple(ds.x[0, :, 4, 4]) == (255, 0, 0) and tuple(ds.x[1, :, 4, 4]) == (0, 0, 255)
+
+    ds = parse_upload(_write(tmp_path, _hf_parquet(["b", "a", "b", "a"])), "t.parquet", limits=LIMITS)
+    assert ds.classes == ["a", "b"] and ds.feature_shape == (3, 8, 8)  # string labels, no metadata
+    ds = parse_upload(
+        _write(tmp_path, _hf_parquet([3, 5, 3, 5], struct=False, column="png")), "t.parquet", limits=LIMITS
+    )
+    assert ds.classes == ["3", "5"] and ds.num_samples == 4  # a plain binary column
+
+
+def test_parquet_images_errors(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rejects(
+        tmp_path, "t.parquet", _hf_parquet([0, 1, 0, 7], names=["a", "b"]), field="file.label", match="lie in"
+    )
+    table = pa.table(
+        {"image": pa.array([png_bytes(0), None, png_bytes(0), png_bytes(0)]), "label": [0, 1, 0, 1]}
+    )
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    rejects(tmp_path, "t.parquet", buf.getvalue(), match="row 1: no image bytes")
+    table = pa.table({"image": pa.array([b"nope"] * 4), "label": [0, 1, 0, 1]})
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    rejects(tmp_path, "t.parquet", buf.getvalue(), match="cannot read image 'row 0'")
+    table = pa.table({"image": pa.array([png_bytes(0)] * 4), "y": [0, 1, 0, 1]})
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    rejects(tmp_path, "t.parquet", buf.getvalue(), field="file.label", match="no label column 'label'")
+
+
+@pytest.mark.parametrize("layout", ["nhw", "nchw", "nhwc"])
+def test_npz_of_uint8_images_in_each_layout(tmp_path, layout):
+    rng = np.random.default_rng(1)
+    nchw = rng.integers(0, 256, size=(6, 1 if layout == "nhw" else 3, 10, 12), dtype=np.uint8)
+    x = {"nhw": nchw[:, 0], "nchw": nchw, "nhwc": nchw.transpose(0, 2, 3, 1)}[layout]
+    data = npz_bytes(x=x, y=np.array(["a", "b"] * 3))
+    ds = parse_upload(_write(tmp_path, data), "d.npz", limits=UploadLimits(), workdir=tmp_path / "w")
+    assert ds.x.dtype == np.uint8 and np.array_equal(ds.x, nchw) and isinstance(ds.x, np.memmap)
+    assert ds.preprocessing == {
+        "kind": "image",
+        "size": [10, 12],
+        "resize": "stretch",
+        "channels": nchw.shape[1],
+    }
+    resized = parse_upload(_write(tmp_path, data), "d.npz", limits=UploadLimits(image_size=8, resize="pad"))
+    assert resized.feature_shape == (nchw.shape[1], 8, 8) and resized.preprocessing["resize"] == "pad"
+
+
+def test_npy_with_a_labels_file(tmp_path):
+    x = np.random.default_rng(2).integers(0, 256, size=(4, 3, 9, 9), dtype=np.uint8)
+    xs = _write(tmp_path, _npy_bytes(x), "x.npy")
+    labels = _write(tmp_path, _npy_bytes(np.array([0, 1, 1, 0])), "y.npy")
+    workdir = tmp_path / "w"
+    workdir.mkdir()
+    ds = parse_upload(xs, "x.npy", limits=UploadLimits(), workdir=workdir, labels=labels, labels_name="y.npy")
+    assert np.array_equal(ds.x, x) and ds.classes == ["0", "1"] and isinstance(ds.x, np.memmap)
+    assert not xs.exists() and (workdir / "x.npy").exists()  # already the stored form: moved, not copied
+    text = _write(tmp_path, b"cat\ndog\ndog\ncat\n", "labels.txt")
+    xs = _write(tmp_path, _npy_bytes(x.transpose(0, 2, 3, 1)), "x.npy")
+    ds = parse_upload(xs, "x.npy", limits=UploadLimits(), labels=text, labels_name="labels.txt")
+    assert ds.classes == ["cat", "dog"] and ds.y.tolist() == [0, 1, 1, 0] and np.array_equal(ds.x, x)
+
+
+def _npy_bytes(arr: np.ndarray, allow_pickle: bool = False) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=allow_pickle)
+    return buf.getvalue()
+
+
+def test_npy_refusals_name_the_field(tmp_path):
+    x = np.zeros((4, 1, 8, 8), np.uint8)
+    labels = _write(tmp_path, _npy_bytes(np.array([0, 1, 0, 1])), "y.npy")
+    pickled = np.empty(4, dtype=object)
+    pickled[:] = [{"a": 1}, 2, 3, 4]
+    cases = [
+        (_npy_bytes(pickled, allow_pickle=True), labels, "y.npy", "file", "pickle"),
+        (_npy_bytes(x), None, "", "labels", "labels"),
+        (
+            _npy_bytes(x),
+            _write(tmp_path, _npy_bytes(pickled, allow_pickle=True), "p.npy"),
+            "p.npy",
+            "labels",
+            "pickle",
+        ),
+        (_npy_bytes(x), _write(tmp_path, _npy_bytes(np.array([0, 1])), "s.npy"), "s.npy", "labels", "shape"),
+        (_npy_bytes(x), labels, "y.csv", "labels", "labels must be one of"),
+        (_npy_bytes(np.zeros((4, 5, 8, 8), np.uint8)), labels, "y.npy", "file", "channels"),
+        (_npy_bytes(x)[:-10], labels, "y.npy", "file", "truncated"),
+        (b"\x93NUMPY garbage", labels, "y.npy", "file", "npy"),
+    ]
+    for data, label_path, label_name, field, words in cases:
+        with pytest.raises(DatasetError, match=words) as info:
+            parse_upload(_write(tmp_path, data, "x.npy"), "x.npy", limits=UploadLimits(), labels=label_path,
+                         labels_name=label_name)  # fmt: skip
+        assert info.value.field == field, (words, info.value.message)
+
+
+def test_big_array_images_need_an_image_size(tmp_path):
+    data = npz_bytes(x=np.zeros((4, 3, 8, 600), np.uint8), y=np.array([0, 1, 0, 1]))
+    rejects(tmp_path, "d.npz", data, field="file.x", match="1..512", limits=UploadLimits())
+    ds = parse(tmp_path, "d.npz", data, UploadLimits(image_size=(8, 64)))
+    assert ds.feature_shape == (3, 8, 64)
