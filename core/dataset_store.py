@@ -58,6 +58,7 @@ from core.db.types import new_id, now
 from core.errors import DatasetError, NotFound, RateLimited
 from core.settings import Settings, get_settings
 from core.storage import Storage
+from core.weights_store import weights_stored_bytes
 
 __all__ = [
     "BUILTIN_PREFIX",
@@ -250,10 +251,11 @@ def _find(session: Session, tenant_id: str, sha256: str, options_hash: str) -> D
 
 
 def _used_bytes(session: Session, tenant_id: str) -> int:
+    """Stored bytes counted in the tenant's quota: datasets and uploaded weights."""
     used = session.execute(
         select(func.coalesce(func.sum(Dataset.stored_bytes), 0)).where(Dataset.tenant_id == tenant_id)
     ).scalar_one()
-    return int(used)
+    return int(used) + weights_stored_bytes(session, tenant_id)
 
 
 def _quota_left(session: Session, settings: Settings, tenant_id: str) -> int:
