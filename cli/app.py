@@ -5,6 +5,7 @@
     simtrain submit | status | download | cancel | jobs list               (cli.jobs)
     simtrain datasets upload | datasets list                               (cli.datasets)
     simtrain compare                                                       (cli.compare)
+    simtrain tune                                                          (cli.tune)
 
 Client commands take `--url` (env SIMTRAIN_URL, default `core.client.DEFAULT_URL`) and `--api-key` (env
 SIMTRAIN_API_KEY). Any simtrain error (an error answer of the API, an unusable option) is one red line on
@@ -18,7 +19,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from cli import compare, datasets, jobs, service
+from cli import compare, datasets, jobs, service, tune
 from cli.output import error_line
 from core.errors import SimtrainError
 
@@ -46,7 +47,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals hold API keys
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-for module in (service, jobs, datasets, compare):
+for module in (service, jobs, datasets, compare, tune):
     module.register(app)
 
 

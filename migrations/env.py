@@ -6,6 +6,7 @@ from alembic import context
 
 from core.db.models import Base
 from core.db.session import make_engine
+from core.tuning.storage import OPTUNA_TABLES
 
 config = context.config
 target_metadata = Base.metadata
@@ -37,12 +38,18 @@ def run_migrations_online() -> None:
     engine.dispose()
 
 
+def include_object(obj, name, type_, reflected, compare_to) -> bool:
+    """Leave Optuna's own tables (the tuning studies' storage, created by Optuna) out of autogenerate."""
+    return not (type_ == "table" and reflected and compare_to is None and name in OPTUNA_TABLES)
+
+
 def _run(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

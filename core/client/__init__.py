@@ -13,7 +13,9 @@ Resources: datasets (`upload_dataset`, `list_datasets`, `datasets_page`, `get_da
 `delete_dataset`, `builtin_datasets`), jobs (`create_job`, `list_jobs`, `iter_jobs`, `get_job`, `cancel`,
 `events`, `stream_events`, `metrics`, `wait`), artifacts (`list_artifacts`, `download_artifact`),
 `predict`, comparisons (`create_comparison`, `list_comparisons`, `get_comparison`, `cancel_comparison`,
-`watch_comparison`, `wait_comparison`, `comparison_report`), `similarity_preview` /
+`watch_comparison`, `wait_comparison`, `comparison_report`), tuning studies (`create_tuning`,
+`get_tuning`, `list_tuning`, `iter_tuning`, `cancel_tuning`, `watch_tuning`, `wait_tuning`,
+`tuning_report`), `similarity_preview` /
 `similarity_preview_png`, `health` / `ready`. Results are dicts typed by `core.client.types`.
 
 Every non-2xx answer raises an `ApiError` subclass (`ValidationError` 400/422, `AuthenticationError` 401,
@@ -42,6 +44,7 @@ from core.client.errors import (
     ValidationError,
 )
 from core.client.retry import RetryPolicy
+from core.client.tuning import TuningMixin, TuningStudy, TuningStudySummary
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -58,6 +61,9 @@ __all__ = [
     "ServerError",
     "SimtrainClient",
     "TransportError",
+    "TuningMixin",
+    "TuningStudy",
+    "TuningStudySummary",
     "UnavailableError",
     "ValidationError",
 ]

@@ -1,5 +1,6 @@
 """`SimtrainClient`: every resource of the simtrain REST API in one class, composed of one mixin per
-resource (datasets, jobs, artifacts and predictions, comparisons, similarity preview) over `BaseClient`.
+resource (datasets, jobs, artifacts and predictions, comparisons, similarity preview, tuning) over
+`BaseClient`.
 
     with SimtrainClient("http://127.0.0.1:8000", api_key, timeout=30) as client:
         client.health(); client.ready()
@@ -13,12 +14,13 @@ from core.client.datasets import DatasetsMixin
 from core.client.jobs import JobsMixin
 from core.client.retry import NO_RETRY
 from core.client.similarity import SimilarityMixin
+from core.client.tuning import TuningMixin
 from core.client.types import Health
 
 __all__ = ["SimtrainClient"]
 
 
-class SimtrainClient(DatasetsMixin, JobsMixin, ArtifactsMixin, ComparisonsMixin, SimilarityMixin):
+class SimtrainClient(DatasetsMixin, JobsMixin, ArtifactsMixin, ComparisonsMixin, SimilarityMixin, TuningMixin):
     """A typed client of the simtrain API (see `core.client`). Not thread-safe across `close()`."""
 
     def __enter__(self) -> SimtrainClient:
