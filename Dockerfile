@@ -10,14 +10,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # torch first: the largest layer, cached independently of the code
-RUN pip install torch==2.13.0
+RUN pip install torch==2.14.1 torchvision==0.29.1
 
 COPY pyproject.toml README.md alembic.ini ./
 COPY core ./core
 COPY api ./api
 COPY worker ./worker
 COPY migrations ./migrations
-RUN pip install . \
+COPY cli ./cli
+RUN pip install '.[tracking]' \
     && useradd --create-home --uid 1000 simtrain \
     && mkdir -p /data/artifacts \
     && chown -R simtrain:simtrain /data
