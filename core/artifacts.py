@@ -8,11 +8,21 @@ Files:
 - `model.safetensors`  the state dict (weights and the standardisation buffers)
 - `model.json`         architecture, classes, similarity / loss / training specs, seed, preprocessing
 - `model.onnx`         the same network (preprocessing included), input "x" (uint8 for images stored as
-                       uint8, else float32) -> output "logits", dynamic batch
-- `metrics.json`       final metrics on the validation split, per-epoch history, stop reason, timing
-- `predictions.npz`    val `indices`, `targets`, `probs` (and `classes`)
+                       uint8, else float32) -> output "logits" (N, C), dynamic batch; softmax("logits")
+                       is the class probabilities (an ordinal head's export ends in the conversion:
+                       "logits" are its per-class log-probabilities, core/models/heads.py)
+- `metrics.json`       final metrics (`evaluated_on`: "test", the validation split's under `final.val`,
+                       or "val"), per-epoch history, stop reason, timing, the split's sizes and seed
+- `predictions.npz`    val `indices`, `targets`, `probs` (and `classes`); with test rows also
+                       `test_indices`, `test_targets`, `test_probs` and `test_source`
+- `splits.npz`         the row indices of the run: `train`, `val` (into the dataset), `test` (into
+                       `test_source`'s rows: "split" the dataset, "test_dataset" the test dataset, "none"
+                       empty), and `seed` (the split seed)
 - `curves.png`         train / val loss and accuracy per epoch
-- `confusion.png`      the final confusion matrix
+- `confusion.png`      the final confusion matrix (of the split the final metrics are evaluated on)
+
+A result without the split fields (`train_indices`, `test_*`) writes `splits.npz` with the validation rows
+and the rows it does not hold empty.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from torch import nn
 from core.figures import figure, matrix_heatmap, png_bytes, set_margins
 from core.jsonsafe import json_safe
 from core.models.build import rebuild_model
+from core.models.heads import head_of, with_class_logits
 
 __all__ = [
     "ARTIFACT_FILES",
@@ -48,6 +59,7 @@ ARTIFACT_FILES = (
     "model.onnx",
     "metrics.json",
     "predictions.npz",
+    "splits.npz",
     "curves.png",
     "confusion.png",
 )
@@ -63,22 +75,22 @@ def write_artifacts(result, out_dir: Path) -> list[Path]:
     model = result.model.to("cpu").eval()
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
 
+    exported = with_class_logits(model, head_of(result.model_json))  # coral / corn: log-probabilities
+
     files = {
         "model.safetensors": save_safetensors(state, metadata={"format": "simtrain.model"}),
         "model.json": _json_bytes(result.model_json),
         "model.onnx": export_onnx(
-            model, tuple(result.model_json["architecture"]["input_shape"]), _input_dtype(result.model_json)
+            exported, tuple(result.model_json["architecture"]["input_shape"]), _input_dtype(result.model_json)
         ),
         "metrics.json": _json_bytes(_metrics(result)),
-        "predictions.npz": _npz_bytes(
-            indices=np.asarray(result.val_indices, dtype=np.int64),
-            targets=np.asarray(result.val_targets, dtype=np.int64),
-            probs=np.asarray(result.val_probs, dtype=np.float32),
-            classes=np.array(result.model_json.get("classes", []), dtype=np.str_),
-        ),
+        "predictions.npz": _npz_bytes(**_predictions(result)),
+        "splits.npz": _npz_bytes(**_splits(result)),
         "curves.png": _curves_png(result.history),
         "confusion.png": _confusion_png(
-            result.final_metrics.get("confusion_matrix"), result.model_json.get("classes", [])
+            result.final_metrics.get("confusion_matrix"),
+            result.model_json.get("classes", []),
+            _evaluated_on(result),
         ),
     }
     paths = []
@@ -89,10 +101,53 @@ def write_artifacts(result, out_dir: Path) -> list[Path]:
     return paths
 
 
+def _evaluated_on(result) -> str:
+    return "val" if getattr(result, "test_indices", None) is None else "test"
+
+
+def _predictions(result) -> dict[str, np.ndarray]:
+    """predictions.npz: the validation split's (the keys of every version), then the test rows'."""
+    arrays = {
+        "indices": np.asarray(result.val_indices, dtype=np.int64),
+        "targets": np.asarray(result.val_targets, dtype=np.int64),
+        "probs": np.asarray(result.val_probs, dtype=np.float32),
+        "classes": np.array(result.model_json.get("classes", []), dtype=np.str_),
+    }
+    if _evaluated_on(result) == "test":
+        arrays["test_indices"] = np.asarray(result.test_indices, dtype=np.int64)
+        arrays["test_targets"] = np.asarray(result.test_targets, dtype=np.int64)
+        arrays["test_probs"] = np.asarray(result.test_probs, dtype=np.float32)
+        arrays["test_source"] = np.array(getattr(result, "test_source", "split"), dtype=np.str_)
+    return arrays
+
+
+def _splits(result) -> dict[str, np.ndarray]:
+    """splits.npz: the train / val / test row indices, where the test rows come from and the split seed."""
+    empty = np.zeros(0, dtype=np.int64)
+    train, test = getattr(result, "train_indices", None), getattr(result, "test_indices", None)
+    seed = getattr(result, "split_seed", None)
+    return {
+        "train": empty if train is None else np.asarray(train, dtype=np.int64),
+        "val": np.asarray(result.val_indices, dtype=np.int64),
+        "test": empty if test is None else np.asarray(test, dtype=np.int64),
+        "test_source": np.array(getattr(result, "test_source", "none"), dtype=np.str_),
+        "seed": np.array(-1 if seed is None else seed, dtype=np.int64),
+    }
+
+
+def _split_sizes(result) -> dict[str, Any]:
+    arrays = _splits(result)
+    sizes = {name: len(arrays[name]) for name in ("train", "val", "test")}
+    return {**sizes, "test_source": str(arrays["test_source"]), "seed": getattr(result, "split_seed", None)}
+
+
 def _metrics(result) -> dict[str, Any]:
-    """metrics.json: final validation metrics, the history, how and where the run ended."""
+    """metrics.json: final metrics (and where they were evaluated), the history, how and where the run
+    ended, the sizes of its splits."""
     return {
         "final": result.final_metrics,
+        "evaluated_on": _evaluated_on(result),
+        "splits": _split_sizes(result),
         "history": result.history,
         "stop_reason": result.stop_reason,
         "epochs_completed": result.epochs_completed,
@@ -213,14 +268,14 @@ def _curves_png(history: list[dict[str, Any]]) -> bytes:
     return png_bytes(fig)
 
 
-def _confusion_png(matrix: list[list[int]] | None, classes: list[str]) -> bytes:
+def _confusion_png(matrix: list[list[int]] | None, classes: list[str], evaluated_on: str = "val") -> bytes:
     """The confusion matrix (zeros when there is none): counts in the cells, auto colour scale."""
     n = len(classes)
     cm = np.zeros((n, n)) if matrix is None else matrix
     fig = matrix_heatmap(
         cm,
         list(classes),
-        title="confusion matrix (validation)",
+        title=f"confusion matrix ({'test' if evaluated_on == 'test' else 'validation'})",
         xlabel="predicted",
         ylabel="true",
         value_format="{:.0f}",

@@ -32,6 +32,7 @@ from api.routes import API_PREFIX
 from api.schemas import PredictPublic, PredictRequest, predict_request_body
 from core.data import image_spec, prepare_image
 from core.db import jobs as jobstate
+from core.decision_spec import ModelDecision
 from core.db.models import JobArtifact
 from core.errors import Conflict, DatasetError, InvalidInput, ServiceUnavailable
 from core.status import JobStatus
@@ -48,6 +49,7 @@ class LoadedModel:
     input_shape: tuple[int, ...]
     lock: threading.Lock
     preprocessing: dict[str, Any] | None = None  # how images became the training arrays (None: features)
+    decide: ModelDecision = field(default_factory=ModelDecision)  # head, rule and threshold of model.json
 
 
 class ModelCache:
@@ -112,7 +114,8 @@ def _load(session, storage, job_id: str) -> LoadedModel:
         preprocessing = preprocessing if image_spec(preprocessing) is not None else None
     except ValueError:
         preprocessing = None
-    return LoadedModel(model, classes, input_shape, threading.Lock(), preprocessing)
+    decide = ModelDecision.from_model_json(model_json)
+    return LoadedModel(model, classes, input_shape, threading.Lock(), preprocessing, decide)
 
 
 def _inputs_array(inputs: list[Any], shape: tuple[int, ...]) -> np.ndarray:
@@ -235,11 +238,10 @@ def predict(
     else:
         x = _images_array(body, loaded, settings)
     with loaded.lock, torch.inference_mode():
-        logits = loaded.model(torch.from_numpy(x))
-        probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        probs, pred = loaded.decide(loaded.model(torch.from_numpy(x)))
     classes = loaded.classes or [str(i) for i in range(probs.shape[1])]
     return PredictPublic(
         classes=classes,
-        probabilities=[[round(float(p), 6) for p in row] for row in probs],
-        predictions=[classes[int(i)] for i in probs.argmax(axis=1)],
+        probabilities=[[round(float(p), 6) for p in row] for row in probs.tolist()],
+        predictions=[classes[int(i)] for i in pred.tolist()],
     )

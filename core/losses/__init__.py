@@ -6,13 +6,16 @@
 
 Specs are in `core.losses.spec` (`LossSpec`), the builder in `core.losses.build`, one loss family per
 module (formula and source in each docstring). All losses take logits (N, C) and integer targets (N,),
-return the batch mean, and use O(N * C) memory.
+return the batch mean, and use O(N * C) memory; the ordinal-head losses `coral` / `corn`
+(`HEAD_LOSS_KINDS`) take the C - 1 outputs of the head of the same name instead.
 """
 
 from core.losses.base import ClassificationLoss, check_range, check_similarity
 from core.losses.build import NEEDS_SIMILARITY, ORDERED, build_loss
 from core.losses.cdw_ce import CDWCELoss
 from core.losses.combined import CombinedLoss
+from core.losses.coral import CoralLoss, CumulativeLoss
+from core.losses.corn import CornLoss
 from core.losses.cross_entropy import CrossEntropyLoss
 from core.losses.emd import EMDLoss
 from core.losses.expected_cost import ExpectedCostLoss
@@ -24,12 +27,20 @@ from core.losses.partial_credit import PartialCreditLoss
 from core.losses.simloss import SimLoss
 from core.losses.slace import SLACELoss
 from core.losses.soft_labels import SoftLabelLoss
-from core.losses.spec import LOSS_KINDS, UNIMODAL_FAMILIES, BaseLossSpec, LossSpec, parse_loss_spec
+from core.losses.spec import (
+    HEAD_LOSS_KINDS,
+    LOSS_KINDS,
+    UNIMODAL_FAMILIES,
+    BaseLossSpec,
+    LossSpec,
+    parse_loss_spec,
+)
 from core.losses.unimodal_soft_labels import UnimodalSoftLabelLoss
 from core.losses.unimodal_targets import unimodal_table
 from core.losses.weighted_kappa import WeightedKappaLoss
 
 __all__ = [
+    "HEAD_LOSS_KINDS",
     "LOSS_KINDS",
     "NEEDS_SIMILARITY",
     "ORDERED",
@@ -38,7 +49,10 @@ __all__ = [
     "CDWCELoss",
     "ClassificationLoss",
     "CombinedLoss",
+    "CoralLoss",
+    "CornLoss",
     "CrossEntropyLoss",
+    "CumulativeLoss",
     "EMDLoss",
     "ExpectedCostLoss",
     "ExpectedValueLoss",

@@ -12,7 +12,9 @@ built without one (SpecError on `loss.kind`); an identity similarity is fine. Th
 (expected_value, emd, cdw_ce, weighted_kappa, slace, unimodal_soft_labels) use the values of an ordinal
 similarity spec, or the class order when there is none (or identity); all but expected_value need a
 linear order (not cyclic). hierarchical_xe needs a `hierarchy` similarity spec. cross_entropy and focal
-need nothing. Errors inside a combined loss name the component, e.g. `loss.components.1.loss.kind`.
+need nothing. coral / corn (the losses of the ordinal heads, C - 1 outputs) rank the classes in class
+order: they take no similarity spec, identity, or an ordinal one (not cyclic) whose values do not fall
+along the class order (SpecError on `loss.kind` otherwise). Errors inside a combined loss name the component, e.g. `loss.components.1.loss.kind`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from core.errors import SpecError
 from core.losses.base import ClassificationLoss, check_similarity
 from core.losses.cdw_ce import CDWCELoss
 from core.losses.combined import CombinedLoss
+from core.losses.coral import CoralLoss
+from core.losses.corn import CornLoss
 from core.losses.cross_entropy import CrossEntropyLoss
 from core.losses.emd import EMDLoss
 from core.losses.expected_cost import ExpectedCostLoss
@@ -36,7 +40,7 @@ from core.losses.partial_credit import PartialCreditLoss
 from core.losses.simloss import SimLoss
 from core.losses.slace import SLACELoss
 from core.losses.soft_labels import SoftLabelLoss
-from core.losses.spec import CombinedSpec, parse_loss_spec
+from core.losses.spec import HEAD_LOSS_KINDS, CombinedSpec, parse_loss_spec
 from core.losses.unimodal_soft_labels import UnimodalSoftLabelLoss
 from core.losses.weighted_kappa import WeightedKappaLoss
 from core.similarity import (
@@ -48,7 +52,7 @@ from core.similarity import (
     parse_similarity_spec,
 )
 
-__all__ = ["NEEDS_SIMILARITY", "ORDERED", "build_loss"]
+__all__ = ["NEEDS_SIMILARITY", "ORDERED", "build_loss", "check_class_order"]
 
 NEEDS_SIMILARITY = ("simloss", "soft_labels", "expected_cost", "pairwise", "partial_credit")
 ORDERED = ("expected_value", "emd", "cdw_ce", "weighted_kappa", "slace", "unimodal_soft_labels")
@@ -94,6 +98,9 @@ def _build_one(
         raise SpecError("loss.kind", f"{kind} needs a similarity spec; got none")
     if kind in ORDERED:
         return _build_ordered(spec, classes, sim_spec)
+    if kind in HEAD_LOSS_KINDS:
+        check_class_order(f"{kind} ranks the classes in class order", classes, sim_spec, "loss.kind")
+        return CoralLoss(len(classes)) if kind == "coral" else CornLoss(len(classes))
     if kind == "cross_entropy":
         return CrossEntropyLoss(len(classes), label_smoothing=spec.label_smoothing)
     if kind == "focal":
@@ -154,6 +161,25 @@ def _build_ordered(spec: Any, classes: list[str], sim_spec: Any) -> Classificati
         alpha2=0.05 if spec.alpha2 is None else spec.alpha2,
         order=order,
     )
+
+
+def check_class_order(what: str, classes: list[str], sim_spec: Any, field: str) -> None:
+    """SpecError(`field`) unless the class order is a rank order: no similarity spec, identity, or an
+    ordinal spec, not cyclic, whose values do not decrease along `classes`."""
+    if sim_spec is None:
+        return
+    sim_spec = parse_similarity_spec(sim_spec)
+    if sim_spec.kind not in ("identity", "ordinal"):
+        raise SpecError(field, f"{what}: it needs an ordinal similarity spec or none; got {sim_spec.kind!r}")
+    values, period = class_values(sim_spec, classes)
+    if period is not None:
+        raise SpecError(field, f"{what}: it needs linearly ordered classes; the similarity spec is cyclic")
+    if values is not None and bool((values[1:] < values[:-1]).any()):
+        ranked = [classes[i] for i in torch.argsort(values.to(torch.float64), stable=True).tolist()]
+        raise SpecError(
+            field,
+            f"{what}, but the similarity values do not rise along it; list the classes as {ranked[:20]}",
+        )
 
 
 def _class_weights(alpha: Any, classes: list[str]) -> float | torch.Tensor | None:

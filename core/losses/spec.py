@@ -27,6 +27,9 @@ Kinds and fields (numbers strict and finite):
 - `focal`: `gamma` in [0, 10] (default 2), `alpha` (optional: a number in (0, 1] for every class, or
   {class: weight in [0, 1]} naming every class).
 - `combined`: `components`: 1..8 of `{"weight": w in (0, 1000], "loss": <any kind but combined>}`.
+- `coral`, `corn`: no fields; the losses of the ordinal heads of the same name (`model.head`, C - 1
+  outputs), so they are refused inside `combined` (no other loss takes those outputs). `LOSS_KINDS`
+  lists the kinds for a softmax head, `HEAD_LOSS_KINDS` these two.
 
 Structural problems raise pydantic `ValidationError` (loc names the field, e.g.
 `("soft_labels", "temperature")`); what depends on the classes or the similarity is checked by
@@ -42,12 +45,15 @@ from pydantic_core import PydanticCustomError
 from pydantic_core.core_schema import ValidationInfo
 
 __all__ = [
+    "HEAD_LOSS_KINDS",
     "LOSS_KINDS",
     "UNIMODAL_FAMILIES",
     "BaseLossSpec",
     "CDWCESpec",
     "CombinedSpec",
     "ComponentSpec",
+    "CoralSpec",
+    "CornSpec",
     "CrossEntropySpec",
     "EMDSpec",
     "ExpectedCostSpec",
@@ -200,7 +206,15 @@ class CombinedSpec(_Loss):
     components: Annotated[list[ComponentSpec], Field(min_length=1, max_length=8)]
 
 
-LossSpec = Annotated[BaseLossSpec | CombinedSpec, Field(discriminator="kind")]
+class CoralSpec(_Loss):
+    kind: Literal["coral"]
+
+
+class CornSpec(_Loss):
+    kind: Literal["corn"]
+
+
+LossSpec = Annotated[BaseLossSpec | CombinedSpec | CoralSpec | CornSpec, Field(discriminator="kind")]
 LOSS_KINDS = (
     "cross_entropy",
     "simloss",
@@ -218,6 +232,7 @@ LOSS_KINDS = (
     "focal",
     "combined",
 )
+HEAD_LOSS_KINDS = ("coral", "corn")  # the losses of the ordinal heads (C - 1 outputs)
 
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(LossSpec, config=ConfigDict(hide_input_in_errors=True))
 

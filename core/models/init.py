@@ -28,9 +28,23 @@ from torch import nn
 
 from core.errors import SpecError
 
-__all__ = ["InitReport", "head_parameter_names", "load_init_weights", "param_groups"]
+__all__ = ["InitReport", "InitWeights", "head_parameter_names", "load_init_weights", "param_groups"]
 
 _KEPT_PREFIX = "standardize."
+
+
+@dataclass(frozen=True)
+class InitWeights:
+    """Resolved warm-start weights, handed from the worker (which resolves `model.init`) to the engine.
+
+    `tensors`: the source model's state dict (from safetensors); `classes`: the classes its head was
+    trained for (None for uploaded weights that do not say; the head is then re-initialised);
+    `source`: where they came from, for events ("job:<id>", "weights:<id>").
+    """
+
+    tensors: Mapping[str, torch.Tensor]
+    classes: Sequence[str] | None
+    source: str
 
 
 @dataclass

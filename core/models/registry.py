@@ -6,6 +6,8 @@ kind's architecture dict, how many parameters that network will have, and how th
     kind.parameters(arch)                                    # before anything is allocated
     body = kind.build(arch)                                  # the network behind Standardize
 
+Every kind takes the architecture's "head" (absent: softmax; coral / corn: C - 1 outputs, see
+core/models/heads.py) into its description, its parameter count and its network.
 `core.models.build` is the only caller; a new kind is one `register_kind` call.
 """
 
@@ -20,6 +22,7 @@ from typing import Any
 from torch import nn
 
 from core.errors import SpecError
+from core.models.heads import attach_head, head_parameters, num_outputs
 from core.models.nets import cnn_body, linear_body, mlp_body
 from core.models.spec import ModelSpec
 from core.models.timm_nets import build_timm, describe_timm, timm_parameters
@@ -55,25 +58,34 @@ def get_kind(name: str) -> ModelKind:
 
 
 def _describe_dense(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) -> dict[str, Any]:
-    return {
+    arch = {
         "hidden": list(spec.hidden),
         "dropout": spec.dropout,
         "channels": list(spec.channels),
         "input_shape": [int(d) for d in input_shape],
         "num_classes": int(num_classes),
     }
+    if spec.head != "softmax":  # a softmax architecture stays as it was before heads existed
+        arch["head"] = spec.head
+    return arch
 
 
-def _head_parameters(widths: list[int]) -> int:
-    return sum(a * b + b for a, b in itertools.pairwise(widths))
+def _head(arch: dict[str, Any]) -> str:
+    return str(arch.get("head", "softmax"))
+
+
+def _dense_parameters(widths: list[int], arch: dict[str, Any]) -> int:
+    """Parameters of the dense layers widths[0] -> ... -> widths[-1], the last one the output head."""
+    hidden = sum(a * b + b for a, b in itertools.pairwise(widths[:-1]))
+    return hidden + head_parameters(_head(arch), widths[-2], arch["num_classes"])
 
 
 def _linear_parameters(arch: dict[str, Any]) -> int:
-    return _head_parameters([math.prod(arch["input_shape"]), arch["num_classes"]])
+    return _dense_parameters([math.prod(arch["input_shape"]), arch["num_classes"]], arch)
 
 
 def _mlp_parameters(arch: dict[str, Any]) -> int:
-    return _head_parameters([math.prod(arch["input_shape"]), *arch["hidden"], arch["num_classes"]])
+    return _dense_parameters([math.prod(arch["input_shape"]), *arch["hidden"], arch["num_classes"]], arch)
 
 
 def _cnn_parameters(arch: dict[str, Any]) -> int:
@@ -84,11 +96,19 @@ def _cnn_parameters(arch: dict[str, Any]) -> int:
         if h >= 2 and w >= 2:
             h, w = h // 2, w // 2
         c = out
-    return conv + _head_parameters([c * h * w, *arch["hidden"], arch["num_classes"]])
+    return conv + _dense_parameters([c * h * w, *arch["hidden"], arch["num_classes"]], arch)
 
 
 def _shape(arch: dict[str, Any]) -> tuple[int, ...]:
     return tuple(int(d) for d in arch["input_shape"])
+
+
+def _outputs(arch: dict[str, Any]) -> int:
+    return num_outputs(_head(arch), int(arch["num_classes"]))
+
+
+def _with_head(arch: dict[str, Any], body: nn.Sequential) -> nn.Sequential:
+    return attach_head(body, _head(arch), int(arch["num_classes"]))
 
 
 register_kind(
@@ -96,7 +116,7 @@ register_kind(
     ModelKind(
         _describe_dense,
         _linear_parameters,
-        lambda arch: linear_body(math.prod(_shape(arch)), int(arch["num_classes"])),
+        lambda arch: _with_head(arch, linear_body(math.prod(_shape(arch)), _outputs(arch))),
     ),
 )
 register_kind(
@@ -104,8 +124,8 @@ register_kind(
     ModelKind(
         _describe_dense,
         _mlp_parameters,
-        lambda arch: mlp_body(
-            math.prod(_shape(arch)), arch["hidden"], int(arch["num_classes"]), arch["dropout"]
+        lambda arch: _with_head(
+            arch, mlp_body(math.prod(_shape(arch)), arch["hidden"], _outputs(arch), arch["dropout"])
         ),
     ),
 )
@@ -114,8 +134,8 @@ register_kind(
     ModelKind(
         _describe_dense,
         _cnn_parameters,
-        lambda arch: cnn_body(
-            _shape(arch), arch["channels"], arch["hidden"], int(arch["num_classes"]), arch["dropout"]
+        lambda arch: _with_head(
+            arch, cnn_body(_shape(arch), arch["channels"], arch["hidden"], _outputs(arch), arch["dropout"])
         ),
     ),
 )

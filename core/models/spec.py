@@ -8,10 +8,13 @@
 Kinds: linear, mlp, cnn (`hidden`, `dropout`, `channels`) and timm (`architecture`: any name of
 `timm.list_models()`, bounded `options`, `small_image_stem`). Any kind can warm-start: `init` names a
 finished job or uploaded weights (resolved by the worker), `freeze` / `backbone_lr_factor` say how the
-backbone trains (see core/models/init.py).
+backbone trains (see core/models/init.py). `head` is the output head of any kind: "softmax" (C logits, the
+default), or for ordered classes "coral" / "corn" (C - 1 outputs, trained with the loss of the same kind;
+see core/models/heads.py).
 
-The fields added for timm and warm starts are left out of `model_dump()` while they hold their defaults,
-so a linear / mlp / cnn spec dumps (and fingerprints its checkpoints) exactly as before they existed.
+The fields added for timm, warm starts and heads are left out of `model_dump()` while they hold their
+defaults, so a linear / mlp / cnn spec dumps (and fingerprints its checkpoints) exactly as before they
+existed.
 
 `parse_model_spec` turns pydantic errors into `SpecError("model.<field>", reason)`;
 `validation_to_spec_error` does the same for any spec model (the training spec uses it too).
@@ -63,6 +66,7 @@ _OPTIONAL_DEFAULTS: dict[str, Any] = {
     "init": None,
     "freeze": "none",
     "backbone_lr_factor": 1.0,
+    "head": "softmax",
 }
 
 
@@ -149,6 +153,9 @@ class ModelSpec(BaseModel):
     init: InitSpec | None = Field(default=None, description="warm-start weights")
     freeze: Literal["none", "backbone"] = Field(default="none", validate_default=True)
     backbone_lr_factor: float = Field(default=1.0, gt=0.0, le=1.0, description="backbone lr = lr * factor")
+    head: Literal["softmax", "coral", "corn"] = Field(
+        default="softmax", description="output head; coral / corn: C - 1 outputs for ordered classes"
+    )
 
     @field_validator("architecture")
     @classmethod

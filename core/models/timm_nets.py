@@ -14,6 +14,10 @@ Small-image stem (timm's `ResNet`: resnet*, resnext*, seresnet*, res2net*, resne
 the stem conv becomes 3x3 stride 1 (a deep stem keeps its three 3x3 convs, the first at stride 1) and
 the stem max-pool (or the conv replacing it) an identity, so 32 x 32 inputs reach the last stage at 4 x 4
 instead of 1 x 1. "auto" turns it on for such networks when the smaller image side is under 64 px.
+
+Ordinal heads (`model.head` coral / corn, core/models/heads.py): the network is created with C - 1
+outputs; for coral its linear classifier is then replaced by a `CoralHead` (a classifier that is not one
+`nn.Linear` is a SpecError on `model.head`). The architecture dict says "head" only for those.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import torch
 from torch import nn
 
 from core.errors import SpecError
+from core.models.heads import attach_timm_head, num_outputs
 from core.models.spec import ModelSpec
 
 __all__ = [
@@ -63,6 +68,8 @@ def describe_timm(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: in
         },
         "timm_version": timm.__version__,
     }
+    if spec.head != "softmax":  # a softmax architecture stays as it was before heads existed
+        arch["head"] = spec.head
     arch["small_image_stem"], _ = _probe(_key(arch))
     return arch
 
@@ -70,6 +77,7 @@ def describe_timm(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: in
 def build_timm(arch: dict[str, Any]) -> nn.Module:
     """The timm network `arch` describes (random init), with the small-image stem when it says so."""
     net = _create(arch["architecture"], _create_kwargs(arch), options=arch["options"])
+    attach_timm_head(net, _head(arch), arch["num_classes"])
     if arch["small_image_stem"]:
         apply_small_image_stem(net)
     return net
@@ -106,8 +114,13 @@ def apply_small_image_stem(net: nn.Module) -> None:
 # creation and the probe
 
 
+def _head(arch: dict[str, Any]) -> str:
+    return str(arch.get("head", "softmax"))
+
+
 def _create_kwargs(arch: dict[str, Any]) -> dict[str, Any]:
-    kwargs = {**arch["options"], "in_chans": arch["in_chans"], "num_classes": arch["num_classes"]}
+    outputs = num_outputs(_head(arch), arch["num_classes"])
+    kwargs = {**arch["options"], "in_chans": arch["in_chans"], "num_classes": outputs}
     if arch.get("img_size") is not None:
         kwargs["img_size"] = tuple(arch["img_size"])
     return kwargs
@@ -130,7 +143,8 @@ def _key(arch: dict[str, Any]) -> tuple:
         arch["num_classes"],
         tuple(arch["img_size"]) if arch.get("img_size") is not None else None,
         tuple(arch["input_shape"]),
-        arch["small_image_stem"],
+        _head(arch),
+        arch["small_image_stem"],  # last: _probe also stores the result under the resolved stem
     )
 
 
@@ -150,11 +164,12 @@ def _probe(key: tuple) -> tuple[bool, int]:
 
 def _run_probe(key: tuple) -> tuple[bool, int]:
     """Create the network on the meta device, resolve and apply the stem, run it once; SpecError if not."""
-    name, options, in_chans, num_classes, img_size, input_shape, stem = key
+    name, options, in_chans, num_classes, img_size, input_shape, head, stem = key
     arch = {"architecture": name, "options": dict(options), "in_chans": in_chans,
-            "num_classes": num_classes, "img_size": img_size}  # fmt: skip
+            "num_classes": num_classes, "img_size": img_size, "head": head}  # fmt: skip
     with torch.device("meta"):
         net = _create(name, _create_kwargs(arch), options=arch["options"], meta=True)
+        attach_timm_head(net, head, num_classes)
         supported = supports_small_image_stem(net)
         if stem is True and not supported:
             raise SpecError(
@@ -166,12 +181,12 @@ def _run_probe(key: tuple) -> tuple[bool, int]:
             stem = supported and min(input_shape[1:]) < SMALL_IMAGE_PX
         if stem:
             apply_small_image_stem(net)
-        _check_forward(net, name, input_shape, num_classes)
+        _check_forward(net, name, input_shape, num_outputs(head, num_classes))
     return bool(stem), sum(p.numel() for p in net.parameters())
 
 
-def _check_forward(net: nn.Module, name: str, input_shape: tuple[int, ...], num_classes: int) -> None:
-    """One meta forward pass: the network takes `input_shape` and returns (N, num_classes) logits."""
+def _check_forward(net: nn.Module, name: str, input_shape: tuple[int, ...], outputs: int) -> None:
+    """One meta forward pass: the network takes `input_shape` and returns (N, outputs) logits."""
     shape = "x".join(str(d) for d in input_shape)
     try:
         with torch.no_grad():
@@ -180,7 +195,7 @@ def _check_forward(net: nn.Module, name: str, input_shape: tuple[int, ...], num_
         if "meta" in str(e).lower():  # an op without a meta kernel: inconclusive, not the input's fault
             return
         raise SpecError("model.architecture", f"{name} cannot take {shape} inputs: {_short(e)}") from None
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, num_classes):
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, outputs):
         got = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise SpecError("model.architecture", f"{name} is not a classifier: it returns {got}, not logits")
 

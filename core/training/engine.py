@@ -4,11 +4,13 @@
                      model_spec={"kind": "mlp"}, training=with_seed(TrainingSpec(epochs=5)))
     result = train(plan, hooks=NoopHooks(), checkpoints=CheckpointStore(storage, "jobs/1/ckpt"))
     result.model, result.final_metrics, result.stop_reason
+    result.final_metrics["evaluated_on"]       # "test" (with a test split / test dataset) or "val"
 
 What happens, top to bottom (`_train`: `_build`, `restore_checkpoint`, `_run_epoch` per epoch, `_finish`):
 
-1. split the (already class-selected) dataset, stratified and deterministic for the seed; check the
-   augmentation against the data (images only) and the precision against the device;
+1. split the (already class-selected) dataset into training / validation (/ test) rows, stratified and
+   deterministic for the split seed (core/training/splits.py; a `plan.test_dataset` gives the test rows
+   instead); check the augmentation against the data (images only) and the precision against the device;
 2. compute standardisation stats on the training split (read in bounded chunks: a memmap is never
    loaded whole); build the model (init from the seed, then `plan.init`'s warm-start weights; on CUDA
    channels_last for image models), the similarity matrix, the loss, the optimizer over the warm-start
@@ -25,7 +27,13 @@ What happens, top to bottom (`_train`: `_build`, `restore_checkpoint`, `_run_epo
    stop, checkpoint;
 5. load the best-by-val-loss weights and evaluate them once more on CPU in float32 (the numbers the
    saved artifacts reproduce); a run trained on CPU in fp32 without compilation reuses that epoch's
-   validation logits, which are exactly these (same weights, inputs, chunks and device).
+   validation logits, which are exactly these (same weights, inputs, chunks and device). With test rows
+   the same model is evaluated on them, for the first and only time: `final_metrics` are the test
+   split's, with `evaluated_on` = "test" and the validation split's scalar metrics under
+   `final_metrics["val"]`; without, they are the validation split's with `evaluated_on` = "val".
+
+Only the validation rows choose anything (early stopping, the best epoch); training and selection never
+see a test row.
 
 Stop reasons: "completed", "early_stopped" (patience epochs without a val loss improvement), "max_runtime",
 "cancelled" (hooks.should_stop(); its checkpoint is written first). A non-finite training loss raises
@@ -51,8 +59,8 @@ import torch
 from torch import nn
 
 from core.checkpoint import CheckpointStore
-from core.data.dataset import ArrayDataset, check_trainable, stratified_split
-from core.errors import DatasetError, SpecError, TrainingError
+from core.data.dataset import ArrayDataset
+from core.errors import SpecError, TrainingError
 from core.losses import build_loss
 from core.metrics import evaluate
 from core.models.build import build_model, count_parameters
@@ -61,13 +69,14 @@ from core.models.nets import standardization_stats
 from core.models.spec import ModelSpec, parse_model_spec, resolve_kind
 from core.similarity import build_similarity
 from core.training.augment import Augmenter, check_augment
-from core.training.feed import make_feeds
+from core.training.feed import EvalFeed, make_feeds
 from core.training.hooks import NoopHooks, TrainHooks
 from core.training.model_json import model_json
 from core.training.rng import augment_seeds, epoch_order, seed_everything
 from core.training.rows import RowReader
 from core.training.schedule import build_schedule
 from core.training.spec import TrainingSpec, parse_training_spec
+from core.training.splits import Splits, make_splits
 from core.training.state import TrainSetup, TrainState, fingerprint, restore_checkpoint, save_checkpoint
 from core.training.steps import (
     DEVICE_DATA_BUDGET_BYTES,
@@ -96,6 +105,8 @@ class TrainPlan:
     `init`: warm-start weights resolved from `model.init` (by the worker), None for a fresh start.
     `data_budget_bytes`: training + validation features up to this size are kept on the device (host
     memory on CPU); larger ones stream through `loader_workers` DataLoader processes (None: up to 8).
+    `test_dataset`: test rows from another dataset in the same classes (order), feature shape and dtype
+    (`core.training.splits.align_test_dataset` puts one in the job's classes); None: `training.split`.
     """
 
     dataset: ArrayDataset
@@ -107,6 +118,7 @@ class TrainPlan:
     init: InitWeights | None = None
     data_budget_bytes: int = DEVICE_DATA_BUDGET_BYTES
     loader_workers: int | None = None
+    test_dataset: ArrayDataset | None = None
 
 
 @dataclass
@@ -114,7 +126,9 @@ class TrainResult:
     model: nn.Module  # CPU, eval mode, best-by-val-loss weights
     model_json: dict[str, Any]
     history: list[dict[str, Any]]
-    final_metrics: dict[str, Any]  # evaluate(...) on the val split incl. confusion_matrix, plus "loss"
+    # evaluate(...) incl. confusion_matrix, plus "loss" and "evaluated_on": on the test rows ("test", the
+    # val split's scalar metrics under "val") when there are any, else on the val split ("val")
+    final_metrics: dict[str, Any]
     val_indices: np.ndarray  # int64 indices into plan.dataset
     val_targets: np.ndarray  # int64
     val_probs: np.ndarray  # float32 (num_val, C)
@@ -123,6 +137,16 @@ class TrainResult:
     train_seconds: float
     device: str
     best_epoch: int | None = None  # the epoch whose weights `model` holds (None: no finite val loss)
+    train_indices: np.ndarray | None = None  # int64 indices into plan.dataset
+    test_indices: np.ndarray | None = None  # int64 rows of the test source (None: no test rows)
+    test_targets: np.ndarray | None = None  # int64
+    test_probs: np.ndarray | None = None  # float32 (num_test, C)
+    test_source: str = "none"  # "split" (rows of plan.dataset), "test_dataset" or "none"
+    split_seed: int | None = None
+
+    @property
+    def evaluated_on(self) -> str:
+        return "val" if self.test_indices is None else "test"
 
 
 def train(
@@ -181,7 +205,8 @@ def _build(plan: TrainPlan, spec: TrainingSpec, device: torch.device) -> TrainSe
     similarity_spec = _as_dict(plan.similarity_spec) if plan.similarity_spec is not None else None
     check_augment(spec.augment, ds.x.dtype, ds.feature_shape)
     amp_dtype = resolve_precision(spec.precision, device)
-    train_idx, val_idx = _split(ds, spec)
+    splits = make_splits(ds, spec, plan.test_dataset)
+    train_idx, val_idx = splits.train, splits.val
 
     seed_everything(spec.seed)
     model, init_info = _model(plan, model_spec, train_idx, device)
@@ -206,7 +231,17 @@ def _build(plan: TrainPlan, spec: TrainingSpec, device: torch.device) -> TrainSe
         fingerprint=plan_id, train_idx=train_idx, val_idx=val_idx,
         train_feed=train_feed, val_feed=val_feed, augmenter=augmenter,
         y_train=train_feed.y, y_val=y_val_cpu.to(device), y_val_cpu=y_val_cpu, init=init_info,
+        splits=splits, **_test_rows(plan, splits),
     )  # fmt: skip
+
+
+def _test_rows(plan: TrainPlan, splits: Splits) -> dict[str, Any]:
+    """The test rows' feed (read chunk by chunk on CPU, once, by the final model) and labels."""
+    if splits.test is None:
+        return {}
+    source = plan.test_dataset if splits.test_source == "test_dataset" else plan.dataset
+    feed = EvalFeed(RowReader(source.x), splits.test, resident=None)
+    return {"test_feed": feed, "y_test_cpu": torch.from_numpy(np.ascontiguousarray(source.y[splits.test]))}
 
 
 def _model(
@@ -227,18 +262,6 @@ def _memory_format(model_spec: ModelSpec, ds: ArrayDataset, device: torch.device
     return torch.channels_last if device.type == "cuda" and image_model else torch.contiguous_format
 
 
-def _split(ds: ArrayDataset, spec: TrainingSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified train / validation indices for the seed; TrainingError("data_error") when untrainable."""
-    try:
-        check_trainable(ds)
-    except DatasetError as e:
-        raise TrainingError("data_error", e.message) from e
-    train_idx, val_idx = stratified_split(ds.y, spec.val_fraction, spec.seed)
-    if len(train_idx) == 0 or len(val_idx) == 0:
-        raise TrainingError("data_error", "the dataset is too small to split into training and validation")
-    return train_idx, val_idx
-
-
 def _start_info(setup: TrainSetup, state: TrainState) -> dict[str, Any]:
     """What `hooks.on_start` is told."""
     return {
@@ -246,6 +269,8 @@ def _start_info(setup: TrainSetup, state: TrainState) -> dict[str, Any]:
         "resumed_from_epoch": state.epoch if state.resumed else None,
         "num_train": len(setup.train_idx),
         "num_val": len(setup.val_idx),
+        "num_test": 0 if setup.splits.test is None else len(setup.splits.test),
+        "test_source": setup.splits.test_source,
         "num_classes": len(setup.classes),
         "input_shape": list(setup.dataset.feature_shape),
         "parameters": count_parameters(setup.model),
@@ -348,7 +373,8 @@ def _stop_reason(spec: TrainingSpec, state: TrainState, elapsed: float, hooks: T
 
 
 def _finish(setup: TrainSetup, state: TrainState, train_seconds: float) -> TrainResult:
-    """Load the best weights, move the model to CPU and evaluate it there in float32."""
+    """Load the best weights, move the model to CPU and evaluate it there in float32: on the validation
+    split, then (when there are test rows) on the test rows, which only this model ever sees."""
     best = state.best
     if best["model"] is not None:
         setup.model.load_state_dict(best["model"])
@@ -358,10 +384,10 @@ def _finish(setup: TrainSetup, state: TrainState, train_seconds: float) -> Train
         final_logits = cpu_logits[1]  # trained on CPU: the best epoch's validation pass, bit for bit
     else:
         final_logits = predict(model, setup.val_feed, setup.spec.batch_size, torch.device("cpu"))
-    final_metrics = evaluate(
-        final_logits, setup.y_val_cpu, setup.similarity, setup.classes, similarity_spec=setup.similarity_spec
-    )
-    final_metrics["loss"] = loss_value(setup.loss_fn, final_logits, setup.y_val_cpu)
+    final_metrics, test = _final_metrics(setup, final_logits, setup.y_val_cpu), {}
+    if setup.splits.test is not None:
+        final_metrics, test = _on_test_rows(setup, model, final_metrics)
+    final_metrics["evaluated_on"] = setup.splits.evaluated_on
     return TrainResult(
         model=model,
         model_json=model_json(setup, state),
@@ -369,13 +395,46 @@ def _finish(setup: TrainSetup, state: TrainState, train_seconds: float) -> Train
         final_metrics=final_metrics,
         val_indices=setup.val_idx,
         val_targets=setup.dataset.y[setup.val_idx].copy(),
-        val_probs=torch.softmax(final_logits, dim=1).numpy().astype(np.float32),
+        val_probs=_probs(final_logits),
         stop_reason=state.stop_reason,
         epochs_completed=state.epoch,
         train_seconds=train_seconds,
         device=str(setup.device),
         best_epoch=best["epoch"],
+        train_indices=setup.train_idx,
+        test_source=setup.splits.test_source,
+        split_seed=setup.splits.seed,
+        **test,
     )
+
+
+def _on_test_rows(
+    setup: TrainSetup, model: nn.Module, val_metrics: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The final model on the test rows: (final metrics: the test rows' with the validation split's
+    scalar metrics under "val", the TrainResult's test_* fields)."""
+    logits = predict(model, setup.test_feed, setup.spec.batch_size, torch.device("cpu"))
+    val = {k: v for k, v in val_metrics.items() if k != "confusion_matrix"}
+    metrics = {**_final_metrics(setup, logits, setup.y_test_cpu), "val": val}
+    rows = {
+        "test_indices": setup.splits.test,
+        "test_targets": setup.y_test_cpu.numpy().copy(),
+        "test_probs": _probs(logits),
+    }
+    return metrics, rows
+
+
+def _final_metrics(setup: TrainSetup, logits: torch.Tensor, targets: torch.Tensor) -> dict[str, Any]:
+    """`core.metrics.evaluate` of CPU logits (confusion matrix included), plus the loss."""
+    metrics = evaluate(
+        logits, targets, setup.similarity, setup.classes, similarity_spec=setup.similarity_spec
+    )
+    metrics["loss"] = loss_value(setup.loss_fn, logits, targets)
+    return metrics
+
+
+def _probs(logits: torch.Tensor) -> np.ndarray:
+    return torch.softmax(logits, dim=1).numpy().astype(np.float32)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ Pydantic with extra fields forbidden and every field bounded, so a request can n
                                             "color_jitter": 0.2, "random_erasing": 0.25},
                                 "scheduler": {"kind": "cosine", "warmup_epochs": 2},
                                 "precision": "auto", "compile": False, "grad_clip_norm": 1.0})
+    spec = parse_training_spec({"split": {"val": 0.2, "test": 0.2, "seed": 42}, "seed": 7})
     spec = with_seed(spec)        # a concrete seed (drawn at random when None), needed by the engine
     check_augment(spec.augment, "uint8", (3, 32, 32))   # SpecError unless it fits the dataset
 
@@ -19,8 +20,15 @@ then cosine down to `learning_rate * min_lr_factor`), "onecycle" (per step: OneC
 fp32), "bf16" / "fp16" (autocast; fp16 with a gradient scaler), "fp32". Augmentation applies to image
 datasets only (core/training/augment.py; checked against the dataset when training starts).
 
-The fields added after the first version (augment, scheduler, precision, compile, grad_clip_norm) are left
-out of `model_dump()` while they hold their defaults, so an older spec dumps (and fingerprints its
+Splits (core/training/splits.py): `split` = {"val", "test", "seed"} cuts the dataset into stratified
+training / validation / test rows, deterministic for the split seed; `split.seed` defaults to the run seed
+`training.seed` (so a spec without one splits as before: a new split per run seed); give it to keep one
+split while the run seed varies the initialisation and the batch order. `split.test` = 0 (the default)
+means no test split. `val_fraction` is the older spelling of `split.val` with no test split: a spec with
+`split` gets `val_fraction` = `split.val` (giving both with other values is an error).
+
+The fields added after the first version (augment, scheduler, precision, compile, grad_clip_norm, split)
+are left out of `model_dump()` while they hold their defaults, so an older spec dumps (and fingerprints its
 checkpoints) exactly as before they existed.
 """
 
@@ -48,6 +56,7 @@ from core.models.spec import validation_to_spec_error
 
 __all__ = [
     "MAX_EPOCHS",
+    "MAX_HELD_OUT",
     "MAX_RUNTIME_S",
     "MAX_SEED",
     "PRECISIONS",
@@ -55,6 +64,7 @@ __all__ = [
     "CosineSchedule",
     "OneCycleSchedule",
     "RandomResizedCropSpec",
+    "SplitSpec",
     "StepSchedule",
     "TrainingSpec",
     "check_augment",
@@ -66,6 +76,8 @@ MAX_EPOCHS = 1000
 MAX_SEED = 2**31 - 1
 MAX_RUNTIME_S = 7 * 24 * 3600
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+MAX_HELD_OUT = 0.8  # split.val + split.test stays below this: the rest trains
+_VAL_MIN, _VAL_MAX = 0.05, 0.5  # bounds of val_fraction and split.val
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 Fraction = Annotated[float, Field(gt=0.0, le=1.0)]
@@ -133,6 +145,31 @@ class StepSchedule(_Schedule):
 
 Schedule = Annotated[CosineSchedule | OneCycleSchedule | StepSchedule, Field(discriminator="kind")]
 
+
+class SplitSpec(BaseModel):
+    """Stratified train / val / test fractions and the split's own seed (None: `training.seed`)."""
+
+    model_config = _STRICT
+
+    val: float = Field(
+        default=0.2, ge=_VAL_MIN, le=_VAL_MAX, description="share of each class for validation"
+    )
+    test: float = Field(default=0.0, ge=0.0, le=0.5, description="share of each class for test (0: none)")
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED, description="default: training.seed")
+
+    @field_validator("test")
+    @classmethod
+    def _room_to_train(cls, value: float, info: ValidationInfo) -> float:
+        val = info.data.get("val")
+        if val is not None and val + value >= MAX_HELD_OUT:
+            raise PydanticCustomError(
+                "split_too_large",
+                "split.val + split.test ({total}) must be below {limit}: the rest is the training split",
+                {"total": round(val + value, 6), "limit": MAX_HELD_OUT},
+            )
+        return value
+
+
 # the fields that are left out of the dump while they hold these defaults
 _OPTIONAL_DEFAULTS: dict[str, Any] = {
     "augment": None,
@@ -140,6 +177,7 @@ _OPTIONAL_DEFAULTS: dict[str, Any] = {
     "precision": "auto",
     "compile": False,
     "grad_clip_norm": None,
+    "split": None,
 }
 
 
@@ -153,7 +191,9 @@ class TrainingSpec(BaseModel):
     learning_rate: float = Field(default=1e-3, gt=0.0, le=10.0)
     weight_decay: float = Field(default=0.0, ge=0.0, le=1.0)
     momentum: float = Field(default=0.9, ge=0.0, lt=1.0, description="sgd only")
-    val_fraction: float = Field(default=0.2, ge=0.05, le=0.5)
+    val_fraction: float = Field(
+        default=0.2, ge=_VAL_MIN, le=_VAL_MAX, description="split.val without a test split"
+    )
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     patience: int | None = Field(default=None, ge=1, le=1000, description="early stopping on val loss")
     max_runtime_s: float | None = Field(default=None, ge=1, le=MAX_RUNTIME_S)
@@ -163,6 +203,28 @@ class TrainingSpec(BaseModel):
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     compile: bool = Field(default=False, description="torch.compile the model")
     grad_clip_norm: float | None = Field(default=None, gt=0.0, le=1e4, description="max gradient L2 norm")
+    split: SplitSpec | None = Field(default=None, description="train / val / test fractions and split seed")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _val_fraction_follows_split(cls, data: Any) -> Any:
+        """With `split`, `val_fraction` is `split.val`: filled in when absent, refused when it disagrees."""
+        val = _split_val(data.get("split")) if isinstance(data, dict) else None
+        if val is None:
+            return data
+        given = data.get("val_fraction")
+        if given is not None and not _is_number(given):
+            return data  # the field validator names what is wrong
+        if given is None:
+            return {**data, "val_fraction": val}
+        if given != val:
+            raise PydanticCustomError(
+                "split_conflict",
+                "val_fraction ({given}) and split.val ({val}) disagree: give the validation share once, "
+                "as split.val",
+                {"given": given, "val": val},
+            )
+        return data
 
     @field_validator("scheduler")
     @classmethod
@@ -195,6 +257,21 @@ class TrainingSpec(BaseModel):
 _SCHEDULE_KINDS = ("cosine", "onecycle", "step")
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _split_val(split: Any) -> float | None:
+    """`split.val` of a raw `split` (its default when absent); None when there is no usable one (the
+    field validators then name what is wrong)."""
+    if isinstance(split, SplitSpec):
+        return split.val
+    if not isinstance(split, dict):
+        return None
+    val = split.get("val", SplitSpec.model_fields["val"].default)
+    return val if _is_number(val) and _VAL_MIN <= val <= _VAL_MAX else None
+
+
 def parse_training_spec(spec: TrainingSpec | dict[str, Any] | None) -> TrainingSpec:
     """Validate a dict (None: defaults); SpecError('training.<field>') otherwise."""
     if isinstance(spec, TrainingSpec):
@@ -207,13 +284,16 @@ def parse_training_spec(spec: TrainingSpec | dict[str, Any] | None) -> TrainingS
 
 def _spec_error(exc: ValidationError) -> SpecError:
     """As `validation_to_spec_error`, without the tag pydantic puts into a scheduler field's location
-    (("scheduler", "cosine", "min_lr_factor") -> training.scheduler.min_lr_factor)."""
+    (("scheduler", "cosine", "min_lr_factor") -> training.scheduler.min_lr_factor); a `val_fraction` that
+    disagrees with `split.val` is named training.val_fraction."""
     err = exc.errors()[0]
     loc = list(err.get("loc", ()))
     if len(loc) >= 2 and loc[0] == "scheduler" and loc[1] in _SCHEDULE_KINDS:
         del loc[1]
     if err.get("type") in ("union_tag_invalid", "union_tag_not_found"):
         loc.append("kind")
+    if err.get("type") == "split_conflict":
+        loc = ["val_fraction"]
     if tuple(loc) == tuple(err.get("loc", ())):
         return validation_to_spec_error("training", exc)
     return SpecError(".".join(["training", *map(str, loc)]), err.get("msg", "invalid value"))

@@ -47,7 +47,8 @@ CHECKPOINT_VERSION = 1
 
 @dataclass
 class TrainSetup:
-    """Everything fixed for one run: specs, split, model, loss, optimizer, schedule and the data feeds."""
+    """Everything fixed for one run: specs, splits, model, loss, optimizer, schedule and the data feeds
+    (the test rows' feed is read once, by the final model)."""
 
     spec: TrainingSpec
     device: torch.device
@@ -74,6 +75,9 @@ class TrainSetup:
     y_val: torch.Tensor
     y_val_cpu: torch.Tensor
     init: dict[str, Any] | None = None  # what the warm start did (source, loaded, skipped, head_reset)
+    splits: Any = None  # core.training.splits.Splits: the train / val / test rows
+    test_feed: Any = None  # core.training.feed.EvalFeed of the test rows, None without a test split
+    y_test_cpu: torch.Tensor | None = None
 
     @property
     def trainable(self) -> list[nn.Parameter]:

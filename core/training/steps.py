@@ -25,6 +25,7 @@ from torch import nn
 
 from core.errors import SpecError, TrainingError
 from core.metrics import evaluate
+from core.models.heads import class_logits
 from core.models.init import param_groups
 from core.models.spec import ModelSpec
 from core.training.feed import EvalFeed
@@ -167,8 +168,9 @@ def validate(setup: TrainSetup) -> tuple[torch.Tensor, dict[str, Any]]:
     setup.model.eval()
     logits = predict(setup.forward, setup.val_feed, setup.spec.batch_size, setup.device, setup.amp_dtype)
     metrics = evaluate(
-        logits, setup.y_val_cpu, setup.similarity, setup.classes, similarity_spec=setup.similarity_spec
-    )
+        class_logits(logits, setup.model_spec.head),  # coral / corn: C - 1 outputs -> C class logits
+        setup.y_val_cpu, setup.similarity, setup.classes, similarity_spec=setup.similarity_spec,
+    )  # fmt: skip
     metrics.pop("confusion_matrix", None)
     metrics["loss"] = loss_value(setup.loss_fn, logits, setup.y_val)
     return logits, metrics
