@@ -60,10 +60,12 @@ from torch import nn
 
 from core.checkpoint import CheckpointStore
 from core.data.dataset import ArrayDataset
+from core.decision_spec import ModelDecision, decision_summary
 from core.errors import SpecError, TrainingError
 from core.losses import build_loss
 from core.metrics import evaluate
 from core.models.build import build_model, count_parameters
+from core.models.heads import class_logits, probabilities
 from core.models.init import InitWeights
 from core.models.nets import standardization_stats
 from core.models.spec import ModelSpec, parse_model_spec, resolve_kind
@@ -119,6 +121,7 @@ class TrainPlan:
     data_budget_bytes: int = DEVICE_DATA_BUDGET_BYTES
     loader_workers: int | None = None
     test_dataset: ArrayDataset | None = None
+    decision: dict[str, Any] | None = None  # {"rule", "threshold"} (core.decision_spec.decision_of)
 
 
 @dataclass
@@ -231,7 +234,7 @@ def _build(plan: TrainPlan, spec: TrainingSpec, device: torch.device) -> TrainSe
         fingerprint=plan_id, train_idx=train_idx, val_idx=val_idx,
         train_feed=train_feed, val_feed=val_feed, augmenter=augmenter,
         y_train=train_feed.y, y_val=y_val_cpu.to(device), y_val_cpu=y_val_cpu, init=init_info,
-        splits=splits, **_test_rows(plan, splits),
+        splits=splits, decision=plan.decision, **_test_rows(plan, splits),
     )  # fmt: skip
 
 
@@ -340,12 +343,13 @@ def _train_one_epoch(setup: TrainSetup, epoch: int) -> dict[str, float]:
     device, bs, n = setup.device, setup.spec.batch_size, len(setup.train_idx)
     order = epoch_order(n, setup.spec.seed, epoch)
     seeds = augment_seeds(n, setup.spec.seed, epoch) if setup.augmenter is not None else None
+    head = setup.model_spec.head
     losses: list[torch.Tensor] = []  # batch means (0-d, on the device), stacked once per epoch
     preds = torch.empty(n, dtype=torch.long, device=device)  # predicted class of every sample, in order
     for b, (xb, yb) in enumerate(setup.train_feed.batches(order, seeds)):
         loss, logits = train_step(setup, xb, yb)
         losses.append(loss)
-        torch.argmax(logits, dim=1, out=preds[b * bs : (b + 1) * bs])
+        torch.argmax(class_logits(logits, head), dim=1, out=preds[b * bs : (b + 1) * bs])
     targets = setup.y_train.index_select(0, order.to(setup.y_train.device)).to(device)
     return epoch_stats(losses, preds, targets, bs, epoch)
 
@@ -395,7 +399,7 @@ def _finish(setup: TrainSetup, state: TrainState, train_seconds: float) -> Train
         final_metrics=final_metrics,
         val_indices=setup.val_idx,
         val_targets=setup.dataset.y[setup.val_idx].copy(),
-        val_probs=_probs(final_logits),
+        val_probs=_probs(setup, final_logits),
         stop_reason=state.stop_reason,
         epochs_completed=state.epoch,
         train_seconds=train_seconds,
@@ -419,22 +423,43 @@ def _on_test_rows(
     rows = {
         "test_indices": setup.splits.test,
         "test_targets": setup.y_test_cpu.numpy().copy(),
-        "test_probs": _probs(logits),
+        "test_probs": _probs(setup, logits),
     }
     return metrics, rows
 
 
 def _final_metrics(setup: TrainSetup, logits: torch.Tensor, targets: torch.Tensor) -> dict[str, Any]:
-    """`core.metrics.evaluate` of CPU logits (confusion matrix included), plus the loss."""
+    """`core.metrics.evaluate` of CPU logits (confusion matrix included), plus the loss and, when the job
+    names one, its decision rule's row (coral / corn outputs are turned into class logits first)."""
+    decision = setup.decision or {"rule": "argmax", "threshold": 0.5}
     metrics = evaluate(
-        logits, targets, setup.similarity, setup.classes, similarity_spec=setup.similarity_spec
-    )
+        class_logits(logits, setup.model_spec.head), targets, setup.similarity, setup.classes,
+        similarity_spec=setup.similarity_spec, decision_threshold=decision["threshold"],
+    )  # fmt: skip
     metrics["loss"] = loss_value(setup.loss_fn, logits, targets)
+    if setup.decision is not None:
+        metrics["decision"] = _decision_metrics(setup, metrics, logits, targets)
     return metrics
 
 
-def _probs(logits: torch.Tensor) -> np.ndarray:
-    return torch.softmax(logits, dim=1).numpy().astype(np.float32)
+def _decision_metrics(
+    setup: TrainSetup, metrics: dict[str, Any], logits: torch.Tensor, targets: torch.Tensor
+) -> dict[str, Any]:
+    """The job's rule and threshold with its row of `metrics["decisions"]`; where evaluate() has no row
+    for it (an ordinal head without an ordinal spec), the accuracy of the rule's own predictions."""
+    summary = decision_summary(metrics, setup.decision)
+    if "accuracy" not in summary:
+        decide = ModelDecision.from_model_json({
+            "architecture": {"head": setup.model_spec.head}, "decision": setup.decision,
+            "classes": setup.classes, "similarity": setup.similarity_spec,
+        })  # fmt: skip
+        pred = decide(logits)[1]
+        summary["accuracy"] = float((pred == targets.cpu()).double().mean()) if len(targets) else None
+    return summary
+
+
+def _probs(setup: TrainSetup, logits: torch.Tensor) -> np.ndarray:
+    return probabilities(logits, setup.model_spec.head).numpy().astype(np.float32)
 
 
 # ---------------------------------------------------------------------------------------------------------

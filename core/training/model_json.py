@@ -58,6 +58,8 @@ def model_json(setup: TrainSetup, state: TrainState) -> dict[str, Any]:
     }
     if setup.init is not None:
         out["init"] = setup.init
+    if setup.decision is not None:
+        out["decision"] = dict(setup.decision)  # predict answers with this rule (core.decision_spec)
     return out
 
 

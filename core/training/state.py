@@ -78,6 +78,7 @@ class TrainSetup:
     splits: Any = None  # core.training.splits.Splits: the train / val / test rows
     test_feed: Any = None  # core.training.feed.EvalFeed of the test rows, None without a test split
     y_test_cpu: torch.Tensor | None = None
+    decision: dict[str, Any] | None = None  # the job's decision rule {"rule", "threshold"}; None: argmax
 
     @property
     def trainable(self) -> list[nn.Parameter]:
