@@ -21,6 +21,7 @@ __all__ = [
     "ComparisonProgress",
     "ComparisonPublic",
     "ComparisonSummary",
+    "SweepAxisPublic",
     "VariantPublic",
 ]
 
@@ -29,6 +30,7 @@ class ComparisonProgress(BaseModel):
     total: int
     queued: int = 0
     running: int = 0
+    paused: int = 0
     succeeded: int = 0
     failed: int = 0
     cancelled: int = 0
@@ -47,8 +49,19 @@ class ComparisonChild(BaseModel):
 
 
 class VariantPublic(BaseModel):
-    name: str = Field(max_length=64)
+    name: str = Field(max_length=64, description="the child jobs' variant: `simloss`, `simloss@r=0.2`")
     loss: dict[str, Any]
+    variant: str | None = Field(default=None, max_length=64, description="the requested variant's name")
+    point: dict[str, Any] | None = Field(default=None, description="its grid point (swept): {axis: value}")
+    overrides: dict[str, Any] | None = Field(
+        default=None, description="what the variant changes besides the loss: similarity, model, training"
+    )
+
+
+class SweepAxisPublic(BaseModel):
+    name: str = Field(max_length=16)
+    path: str = Field(max_length=200)
+    values: list[Any]
 
 
 class ComparisonSummary(BaseModel):
@@ -58,6 +71,7 @@ class ComparisonSummary(BaseModel):
     classes: list[str]
     variants: list[VariantPublic]
     seeds: list[int]
+    sweep: list[SweepAxisPublic] | None = Field(default=None, description="the axes of a swept comparison")
     progress: ComparisonProgress
     metadata: dict[str, str] | None = None
     idempotency_key: str | None = Field(default=None, max_length=200)

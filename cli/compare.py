@@ -3,6 +3,7 @@ has ended, then print the summary against the cross-entropy baseline.
 
     simtrain compare --dataset builtin:digits --similarity '{"kind":"ordinal"}' \
         --variant simloss='{"kind":"simloss"}' --variant soft='{"kind":"soft_labels"}' --seeds 2 [--epochs N]
+    simtrain compare ... --sweep 'r=similarity.reduction_factor=0,0.5,0.9'   # each variant at each r
     simtrain compare --watch COMPARISON_ID          # follow one submitted before
     simtrain compare ... --no-wait                  # print the id and return
     simtrain compare ... --report report.html       # save the HTML report at the end
@@ -28,11 +29,12 @@ from cli.jobfields import (
     JobFields,
     ModelOption,
     SimilarityOption,
+    SweepOption,
     comparison_body,
 )
 from cli.output import err, error_line, line, out, print_json
 from cli.progress import ComparisonProgress
-from cli.tables import summary_caption, summary_table
+from cli.tables import summary_caption, summary_table, sweep_caption, sweep_table
 from core.client import SimtrainClient
 from core.status import COMPARISON_TERMINAL, ComparisonStatus
 
@@ -58,9 +60,7 @@ WatchOption = Annotated[
 NoWaitOption = Annotated[bool, typer.Option("--no-wait", help="print the comparison id and return")]
 IntervalOption = Annotated[float, typer.Option(help="seconds between polls")]
 TimeoutOption = Annotated[float | None, typer.Option(help="give up waiting after this many seconds")]
-ReportOption = Annotated[
-    str | None, typer.Option(metavar="PATH", help="save the HTML report here when done")
-]
+ReportOption = Annotated[str | None, typer.Option(metavar="PATH", help="save the HTML report here when done")]
 
 
 def watch(
@@ -77,16 +77,26 @@ def watch(
 
 
 def _finish(client: SimtrainClient, comp: dict[str, Any], report: str | None, json_mode: bool) -> None:
-    """The summary, the HTML report file and the JSON of an ended comparison."""
+    """The summary (a swept comparison: a table per headline metric against the parameters), the HTML
+    report file and the JSON of an ended comparison."""
     if comp.get("report") and not json_mode:
-        console = out()
-        console.print(Text(summary_caption(comp["report"])))  # wrapped to the width
-        console.print(summary_table(comp["report"]))
+        _print_summary(comp["report"])
     if report and comp.get("report_url"):
         Path(report).write_text(client.comparison_report(comp["id"]), encoding="utf-8")
         line(f"report: {report}", stderr=json_mode)
     if json_mode:
         print_json(comp)
+
+
+def _print_summary(report: dict[str, Any]) -> None:
+    console = out()
+    console.print(Text(summary_caption(report)))  # wrapped to the width
+    if not report.get("sweep"):
+        console.print(summary_table(report))
+        return
+    console.print(Text(sweep_caption(report)))
+    for metric in report.get("headline") or []:
+        console.print(sweep_table(report, metric))
 
 
 def compare(
@@ -95,6 +105,7 @@ def compare(
     classes: ClassesOption = None,
     similarity: SimilarityOption = None,
     variant: VariantOption = None,
+    sweep: SweepOption = None,
     seeds: SeedsOption = 3,
     epochs: EpochsOption = None,
     model: ModelOption = None,
@@ -115,7 +126,7 @@ def compare(
             comp_id = watch_id
         else:
             fields = JobFields(dataset, classes, similarity, model, training, epochs)
-            body = comparison_body(fields, variant or [], seeds)
+            body = comparison_body(fields, variant or [], seeds, sweep)
             created = client.create_comparison(body, idempotency_key=idempotency_key)
             comp_id = created["id"]
             if no_wait:

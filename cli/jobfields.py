@@ -4,6 +4,8 @@ options.
     fields = JobFields(dataset="builtin:digits", classes="0,1,2", similarity='{"kind":"ordinal"}', epochs=4)
     fields.spec()                   # {"dataset", "classes", "similarity", "training": {"epochs": 4}}
     comparison_body(fields, ['simloss={"kind":"simloss"}'], seeds=3)   # the POST /v1/comparisons body
+    comparison_body(fields, [...], seeds=3, sweep=["r=similarity.reduction_factor=0,0.5,0.9"])
+    sweep_axis("r=similarity.reduction_factor=0,0.5,0.9")   # {"name": "r", "path": ..., "values": [0, 0.5, 0.9]}
 
 A JSON option may be `@file.json`. A value that cannot be used raises `OptionError`, whose message names
 the option (`--variant a is not valid JSON: ...`); the CLI prints it as its one error line (exit 1).
@@ -28,9 +30,11 @@ __all__ = [
     "ModelOption",
     "OptionError",
     "SimilarityOption",
+    "SweepOption",
     "TrainingOption",
     "comparison_body",
     "json_option",
+    "sweep_axis",
 ]
 
 ClassesOption = Annotated[str | None, typer.Option(help="comma-separated subset / order of the classes")]
@@ -41,6 +45,16 @@ EpochsOption = Annotated[int | None, typer.Option(help="training epochs (overrid
 IdempotencyKeyOption = Annotated[
     str | None, typer.Option(help="the same key again answers what the first request made")
 ]
+SweepOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--sweep",
+        metavar="NAME=PATH=V1,V2,...",
+        help="sweep every variant over a job path, e.g. r=similarity.reduction_factor=0,0.5,0.9 "
+        "(values as JSON, or a JSON list after the second '='; repeat once for a grid of two axes)",
+    ),
+]
+MAX_SWEEP_AXES = 2
 
 
 class OptionError(SimtrainError):
@@ -97,8 +111,34 @@ class JobFields:
         return spec
 
 
-def comparison_body(fields: JobFields, variants: list[str], seeds: int) -> dict[str, Any]:
-    """The POST /v1/comparisons body: the job fields, `seeds`, and each `NAME=LOSS_JSON` variant."""
+def _sweep_value(text: str) -> Any:
+    """A value as JSON (`0.5`, `true`, `"x"`), else the text itself (`adamw`)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def sweep_axis(item: str) -> dict[str, Any]:
+    """`NAME=PATH=V1,V2,...` (or `NAME=PATH=[JSON list]`) as a sweep axis; OptionError naming --sweep."""
+    name, _, rest = item.partition("=")
+    path, sep, values = rest.partition("=")
+    if not sep or not name.strip() or not path.strip() or not values.strip():
+        raise OptionError("--sweep", f"--sweep {item!r}: expected NAME=PATH=V1,V2,...")
+    if values.strip().startswith("["):
+        parsed = json_option(values, f"sweep {name.strip()}")
+        if not isinstance(parsed, list):
+            raise OptionError("--sweep", f"--sweep {name.strip()}: the values must be a JSON list")
+    else:
+        parsed = [_sweep_value(v.strip()) for v in values.split(",")]
+    return {"name": name.strip(), "path": path.strip(), "values": parsed}
+
+
+def comparison_body(
+    fields: JobFields, variants: list[str], seeds: int, sweep: list[str] | None = None
+) -> dict[str, Any]:
+    """The POST /v1/comparisons body: the job fields, `seeds`, each `NAME=LOSS_JSON` variant and, when
+    given, each `--sweep` axis."""
     if not fields.dataset:
         raise OptionError("--dataset", "compare needs --dataset (or --watch ID)")
     if not variants:
@@ -109,4 +149,9 @@ def comparison_body(fields: JobFields, variants: list[str], seeds: int) -> dict[
         if not sep or not name.strip():
             raise OptionError("--variant", f"--variant {item!r}: expected NAME=LOSS_JSON")
         parsed.append({"name": name.strip(), "loss": json_option(loss, f"variant {name.strip()}")})
-    return fields.spec() | {"seeds": seeds, "variants": parsed}
+    body = fields.spec() | {"seeds": seeds, "variants": parsed}
+    if sweep:
+        if len(sweep) > MAX_SWEEP_AXES:
+            raise OptionError("--sweep", f"at most {MAX_SWEEP_AXES} --sweep axes, got {len(sweep)}")
+        body["sweep"] = [sweep_axis(item) for item in sweep]
+    return body

@@ -3,18 +3,21 @@ ellipsis, ids are never cut.
 
     out().print(jobs_table(page["items"]))
     out().print(comparison_table(comp, width=console.width))     # the live table of `simtrain compare`
-    out().print(summary_table(comp["report"]))                   # mean +- std and the paired differences
+    out().print(summary_table(comp["report"]))                   # mean +- std, differences, verdicts
+    out().print(sweep_table(comp["report"], "accuracy"))         # a swept comparison: metric vs parameter
 
 `comparison_head(comp)` is the line above the live table: `comparison ID: STATUS  3/8 runs done, 40%`.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rich import box
 from rich.filesize import decimal
 from rich.table import Table
+from rich.text import Text
 
 __all__ = [
     "builtin_table",
@@ -24,6 +27,8 @@ __all__ = [
     "jobs_table",
     "summary_caption",
     "summary_table",
+    "sweep_caption",
+    "sweep_table",
 ]
 
 NAME_WIDTH = 16  # variant and dataset names longer than this end in an ellipsis
@@ -159,38 +164,114 @@ def comparison_table(comp: dict[str, Any], width: int = 100) -> Table:
 
 
 def summary_caption(report: dict[str, Any]) -> str:
+    """The line above the summary: how the differences' intervals and the verdicts were made."""
+    stats = report.get("statistics")
+    if not stats:  # a report made before the paired test across seeds
+        return (
+            f"differences to {report['baseline']}: {round(100 * report['confidence'])}% paired bootstrap "
+            "interval over validation samples pooled over seeds; + better, - worse, = indistinguishable"
+        )
     return (
-        f"differences to {report['baseline']}: {round(100 * report['confidence'])}% paired bootstrap "
-        "interval over validation samples pooled over seeds; + better, - worse, = indistinguishable"
+        f"differences to {report['baseline']}: {stats['interval_detail']}; verdict: the paired test across "
+        f"seeds ({' or '.join(TEST_NAMES.get(t, t) for t in stats.get('tests') or [])}) after Holm's "
+        f"correction, alpha {stats.get('alpha')}"
     )
+
+
+TEST_NAMES = {"wilcoxon_signed_rank": "wilcoxon", "paired_t_test": "t-test"}
+
+
+def _p(x: Any) -> str:
+    if not _number(x):
+        return "-"
+    return "<.001" if x < 0.001 else f"{x:.3f}"
+
+
+def _verdict_cells(d: dict[str, Any]) -> list[str]:
+    """verdict, test and Holm-adjusted p of a difference (`-` where the report has none)."""
+    test = d.get("test")
+    return [d.get("verdict") or "-", TEST_NAMES.get(test, test or "-"), _p(d.get("p_adjusted"))]
 
 
 def _summary_cells(entry: dict[str, Any], metric: str) -> list[str]:
     s = (entry.get("metrics") or {}).get(metric) or {}
     d = (entry.get("differences") or {}).get(metric)
+    mean = f"{_f(s.get('mean'))} +- {_f(s.get('std'))}"
     if not d or d.get("diff") is None:
-        return [f"{_f(s.get('mean'))} +- {_f(s.get('std'))}", "", "", ""]
-    mark = "+" if d.get("improved") else "-" if d.get("worse") else "="
+        return [mean, "", "", *(_verdict_cells(d) if d else ["", "", ""])]
     interval = f"[{_signed(d.get('ci_low'))}, {_signed(d.get('ci_high'))}]"
-    return [f"{_f(s.get('mean'))} +- {_f(s.get('std'))}", _signed(d["diff"]), interval, mark]
+    return [mean, _signed(d["diff"]), interval, *_verdict_cells(d)]
+
+
+def _verdict_columns(table: Table) -> None:
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("test", no_wrap=True)
+    table.add_column("p adj", justify="right", no_wrap=True)
 
 
 def summary_table(report: dict[str, Any]) -> Table:
-    """Per variant and headline metric: mean +- std over seeds, the paired difference to the baseline,
-    its confidence interval and the verdict (+ better, - worse, = indistinguishable)."""
+    """Per variant (a row with its name) and headline metric: mean +- std over seeds, the paired
+    difference to the baseline, its confidence interval, the verdict, the test that gave it and its
+    Holm-adjusted p-value."""
     table = _table()
-    _name_column(table, "variant")
-    table.add_column("metric", no_wrap=True, overflow="ellipsis", max_width=19)
+    _name_column(table, "variant / metric", width=21)
     table.add_column("mean +- std", justify="right", no_wrap=True)
     table.add_column("diff", justify="right", no_wrap=True)
     table.add_column(f"{round(100 * report['confidence'])}% CI", justify="right", no_wrap=True)
-    table.add_column("", no_wrap=True)
+    _verdict_columns(table)
     metrics = list(report.get("headline") or [])
     for name in report.get("variants_order") or []:
         entry = report["variants"].get(name)
         if entry is None:
             continue
+        table.add_row(Text(name, style="bold"))
         for i, metric in enumerate(metrics):
-            cells = _summary_cells(entry, metric)
-            table.add_row(name if i == 0 else "", metric, *cells, end_section=i == len(metrics) - 1)
+            table.add_row(f"  {metric}", *_summary_cells(entry, metric), end_section=i == len(metrics) - 1)
+    return table
+
+
+# ------------------------------------------------------------------------------------------------ sweeps
+
+
+def sweep_caption(report: dict[str, Any]) -> str:
+    """The line above the sweep tables: the axes and what the intervals are."""
+    sweep = report.get("sweep") or {}
+    axes = "; ".join(f"{a['name']} = {a['path']}" for a in sweep.get("axes") or [])
+    return (
+        f"sweep over {axes}: the mean over seeds with its {round(100 * sweep.get('confidence', 0.95))}% "
+        f"Student t interval; diff and verdict against {report['baseline']} as above (Holm-corrected over "
+        "every grid point)"
+    )
+
+
+def _axis_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def sweep_table(report: dict[str, Any], metric: str) -> Table:
+    """One headline metric of a swept comparison: the baseline, then per (variant, grid point) the mean
+    over seeds, its interval, the difference to the baseline, the verdict, test and adjusted p."""
+    sweep = report["sweep"]
+    axes = [a["name"] for a in sweep.get("axes") or []]
+    better = (report.get("better") or {}).get(metric, "higher")
+    table = _table(tight=len(axes) > 1)
+    table.title = f"{metric} ({better} is better)"
+    _name_column(table, "variant", width=14)
+    for name in axes:
+        table.add_column(name, justify="right", no_wrap=True, max_width=8, overflow="ellipsis")
+    table.add_column("mean", justify="right", no_wrap=True)
+    table.add_column(f"{round(100 * sweep.get('confidence', 0.95))}% interval", justify="right", no_wrap=True)
+    table.add_column("diff", justify="right", no_wrap=True)
+    _verdict_columns(table)
+    b = (sweep.get("baseline") or {}).get(metric) or {}
+    interval = f"[{_f(b.get('ci_low'))}, {_f(b.get('ci_high'))}]"
+    table.add_row(report["baseline"], *["" for _ in axes], _f(b.get("mean")), interval, "", "", "", "",
+                  end_section=True)  # fmt: skip
+    for row in (sweep.get("tables") or {}).get(metric) or []:
+        point = row.get("point") or {}
+        table.add_row(
+            row.get("variant") or row.get("name", ""), *[_axis_text(point.get(a)) for a in axes],
+            _f(row.get("mean")), f"[{_f(row.get('ci_low'))}, {_f(row.get('ci_high'))}]",
+            _signed(row.get("diff")), *_verdict_cells(row),
+        )  # fmt: skip
     return table

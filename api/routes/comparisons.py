@@ -2,9 +2,10 @@
 them to the cross-entropy baseline. The routes parse, call `core.compare.service` and answer.
 
 - `POST /v1/comparisons` (a `core.compare.spec.ComparisonCreate`): fans out one child job per
-  (variant, seed) through the normal job path: the same validation (`core.jobspec.validate_job`), the same
-  per-tenant limit on active jobs (all children must fit), the same queue. Every variant of seed i trains
-  with `training.seed = seeds[i]`, so they share the data split. `Idempotency-Key` works as for jobs.
+  (variant, seed), and with a `sweep` per (variant, grid point, seed), through the normal job path: the
+  same validation (`core.jobspec.validate_job`, every arm), the same per-tenant limit on active jobs (all
+  children must fit; the 429 says how many would), the same queue. Every child of seed i trains with
+  `training.seed = seeds[i]`, so they share the data split. `Idempotency-Key` works as for jobs.
 - `GET /v1/comparisons/{id}`: progress, the children, and once every child has ended the report
   (computed once, stored in `comparisons.report`).
 - `GET /v1/comparisons`: newest first, keyset pages (`cursor`), optional `status`.
@@ -28,8 +29,8 @@ from api.deps import CurrentTenant, IdempotencyDep, SessionDep, SettingsDep, Sto
 from api.dispatch import dispatch, request_hash
 from api.pagination import CursorParam, keyset_page
 from api.routes import API_PREFIX
-from api.ui import render_report_page
 from api.schemas_comparisons import ComparisonList, ComparisonPublic, ComparisonSummary
+from api.ui import render_report_page
 from core.compare import service
 from core.compare.spec import ComparisonCreate
 from core.db.models import Comparison, Job
@@ -39,7 +40,6 @@ from core.status import ComparisonStatus
 __all__ = ["comparison_public", "router"]
 
 router = APIRouter(prefix=f"{API_PREFIX}/comparisons", tags=["comparisons"])
-
 
 
 def comparison_public(comp: Comparison, children: list[Job]) -> ComparisonPublic:
@@ -56,8 +56,14 @@ def comparison_public(comp: Comparison, children: list[Job]) -> ComparisonPublic
         200: {"model": ComparisonPublic, "description": "replay of an Idempotency-Key"},
         404: {"description": "the dataset does not exist (for this tenant)"},
         409: {"description": "the Idempotency-Key was used with another body"},
-        422: {"description": "the spec cannot be used; `details[].field` names the field"},
-        429: {"description": "the children would exceed the active jobs limit; see Retry-After"},
+        422: {
+            "description": "the spec cannot be used; `details[].field` names the field (`variants.1.loss`, "
+            "`sweep.0.path`, `sweep.0.values.3`, `sweep` for a grid over the bound)"
+        },
+        429: {
+            "description": "the children would exceed the active jobs limit now; the message and "
+            "`details.would_fit` say how many would fit; see Retry-After"
+        },
     },
 )
 def create_comparison(

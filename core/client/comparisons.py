@@ -9,25 +9,43 @@ the cross-entropy baseline.
     comp = client.wait_comparison(comp["id"], timeout=3600)        # TimeoutError when still running
     html = client.comparison_report(comp["id"])                    # the self-contained HTML report
 
+    # a sweep: every variant at every grid point (one or two axes), then the metric against the parameter
+    comp = client.create_comparison(body, sweep=[sweep_axis("r", "similarity.reduction_factor", [0, 0.5])])
+    rows = client.comparison_sweep(comp["id"])["tables"]["accuracy"]    # once ended: mean, interval, verdict
+
 `create_comparison` always sends an Idempotency-Key (a new one unless given).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from core.client.base import BaseClient, new_idempotency_key, seg
 from core.client.types import Comparison, ComparisonPage, ComparisonSummary
 from core.status import COMPARISON_TERMINAL
 
-__all__ = ["ComparisonsMixin"]
+__all__ = ["ComparisonsMixin", "sweep_axis"]
+
+
+def sweep_axis(name: str, path: str, values: Sequence[Any]) -> dict[str, Any]:
+    """One axis of a comparison's `sweep`: a short name, a dotted job path and the values it takes."""
+    return {"name": name, "path": path, "values": list(values)}
 
 
 class ComparisonsMixin(BaseClient):
-    def create_comparison(self, body: dict[str, Any], *, idempotency_key: str | None = None) -> Comparison:
+    def create_comparison(
+        self,
+        body: dict[str, Any],
+        *,
+        sweep: Sequence[dict[str, Any]] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Comparison:
+        """Submit a comparison; `sweep` (one or two `sweep_axis`) replaces the body's own."""
         headers = {"Idempotency-Key": idempotency_key or new_idempotency_key()}
+        if sweep is not None:
+            body = {**body, "sweep": list(sweep)}
         return self._json("POST", "/v1/comparisons", json=body, headers=headers)
 
     def get_comparison(self, comparison_id: str) -> Comparison:
@@ -79,6 +97,12 @@ class ComparisonsMixin(BaseClient):
         if comp["status"] not in COMPARISON_TERMINAL:
             raise TimeoutError(f"comparison {comparison_id} is still {comp['status']} after {timeout} s")
         return comp
+
+    def comparison_sweep(self, comparison_id: str) -> dict[str, Any] | None:
+        """The report's `sweep` block (axes, and per headline metric a row per variant and grid point:
+        mean, interval, difference, verdict); None until every child has ended, or without a sweep."""
+        report = self.get_comparison(comparison_id).get("report") or {}
+        return report.get("sweep")
 
     def comparison_report(self, comparison_id: str) -> str:
         """The report as a self-contained HTML page; 409 (ConflictError) until every child has ended."""

@@ -33,6 +33,15 @@ What it holds (every float finite or None, so it stores as JSON on PostgreSQL to
 - `headline`: the headline metrics that apply to this spec (accuracy, mistake_severity,
   mean_similarity, then mean_class_distance for ordinal and group_accuracy for groups/hierarchy specs).
 - `similarity`: the C x C matrix, and confusion matrices, only while C <= MAX_MATRIX_CLASSES.
+- `sweep` (swept comparisons only; `core.compare.sweep_report`): the axes, and per headline metric a
+  table of the metric against the grid point: per (variant, point) the children's stored values by seed,
+  mean, std and a Student t interval of the mean, and the point's difference to the baseline with its
+  interval, verdict, test and Holm-adjusted p-value (every grid point is a variant of the Holm family).
+
+- `evaluated_on`: "test" when every succeeded child reports test metrics (`final_metrics.evaluated_on`;
+  its per-sample statistics then use the children's test predictions, `test_indices` / `test_targets` /
+  `test_probs`), "val" when none does, "mixed" otherwise; `warnings` says when the numbers are not from
+  a test split.
 
 Per-sample statistics mirror `core.metrics.evaluate` (pred = argmax of the stored probabilities):
 accuracy = mean 1[pred = y]; mean_similarity = mean S[y, pred]; mistake_severity = sum (1 - S[y, pred])
@@ -50,6 +59,7 @@ from typing import Any
 import numpy as np
 
 from core.compare.stats import PAIRED_T, WILCOXON, mean_std, paired_bootstrap_many, seed_verdicts
+from core.compare.sweep_report import sweep_block
 from core.jsonsafe import json_safe
 from core.status import JobStatus
 
@@ -101,7 +111,7 @@ class ChildRun:
     status: str
     metrics: dict[str, Any] | None = None  # the job's final metrics (evaluate(...) + "loss")
     history: list[dict[str, Any]] = field(default_factory=list)  # epoch records, in epoch order
-    predictions: dict[str, np.ndarray] | None = None  # indices, targets, probs
+    predictions: dict[str, np.ndarray] | None = None  # indices, targets, probs (val); test_* (test)
     error: dict[str, Any] | None = None
     epochs_completed: int | None = None
 
@@ -158,6 +168,30 @@ def similarity_info(similarity_spec: Any, classes: list[str]):
     return sim, (None if values is None else values.detach().cpu().numpy()), period, groups
 
 
+NO_TEST_WARNING = "no test split: numbers are from the validation split that selected the epoch"
+_TEST_KEYS = {"indices": "test_indices", "targets": "test_targets", "probs": "test_probs"}
+
+
+def _evaluated(predictions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The predictions the final metrics were computed on: the test rows' when stored, else the val's."""
+    if all(k in predictions for k in _TEST_KEYS.values()):
+        return {k: predictions[t] for k, t in _TEST_KEYS.items()}
+    return predictions
+
+
+def _evaluated_on(runs: list[ChildRun]) -> tuple[str, list[str]]:
+    """("test" | "val" | "mixed", warnings) from the succeeded children's final metrics."""
+    done = [r for r in runs if _succeeded(r)]
+    seen = {str(r.metrics.get("evaluated_on", "val")) for r in done}
+    if seen == {"test"}:
+        missing = [r for r in done if r.predictions is not None and "test_probs" not in r.predictions]
+        note = "test predictions missing: per-sample intervals are from the validation predictions"
+        return "test", [note] if missing else []
+    if seen <= {"val"}:
+        return "val", [NO_TEST_WARNING]
+    return "mixed", ["some children have a test split and some do not: their numbers are not comparable"]
+
+
 def _aligned(base: dict[str, np.ndarray], other: dict[str, np.ndarray]):
     """The two runs' (targets, probs) restricted to their common validation samples, in one order."""
     ib, io_ = np.asarray(base["indices"]), np.asarray(other["indices"])
@@ -204,8 +238,10 @@ def build_report(
     confidence: float = 0.95,
     bootstrap_seed: int = 0,
     alpha: float = 0.05,
+    sweep: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The comparison report (see the module docstring) from its child runs."""
+    """The comparison report (see the module docstring) from its child runs; with `sweep` (`{"axes",
+    "points"}`, see `core.compare.sweep_report`) the report's `sweep` block too."""
     sim_info = similarity_info(similarity_spec, classes)
     c = len(classes)
     headline = _applicable_headline(sim_info, c)
@@ -218,6 +254,7 @@ def build_report(
             entry["differences"] = _differences(name, baseline, seeds, by_key, headline, sim_info, **boot)
         report_variants[name] = entry
     _add_verdicts(report_variants, headline, alpha)
+    evaluated_on, warnings = _evaluated_on(runs)
     report = {
         "version": REPORT_VERSION,
         "classes": list(classes),
@@ -235,7 +272,13 @@ def build_report(
         "statistics": _statistics_info(alpha, confidence, n_boot),
         "runs": _run_entries(runs, variants),
         "variants": report_variants,
+        "evaluated_on": evaluated_on,
+        "warnings": warnings,
     }
+    if sweep:
+        report["sweep"] = sweep_block(
+            runs, sweep, report_variants, headline=headline, baseline=baseline, confidence=confidence
+        )
     return json_safe(report)
 
 
@@ -373,7 +416,7 @@ def _pair_seeds(
             pairs.per_seed[m].append({"seed": seed, "baseline": mb, "variant": mv, "diff": diff})
         if b.predictions is None or v.predictions is None:
             continue
-        tb, pb, tv, pv = _aligned(b.predictions, v.predictions)
+        tb, pb, tv, pv = _aligned(_evaluated(b.predictions), _evaluated(v.predictions))
         if not np.array_equal(tb, tv):  # not the same samples after all: nothing to pair
             continue
         sb = per_sample_statistics(tb, pb, *sim_info)

@@ -1,9 +1,12 @@
 """Synthetic child runs with known structure, shared by the report and page tests.
 
 runs = synthetic_runs()      # baseline / near / other over seeds 10 and 11, 5 ordinal classes
+runs = swept_runs()          # baseline and simloss@r=0.2 / simloss@r=0.8 over seeds 10, 11, 12 (SWEEP)
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -74,3 +77,23 @@ def synthetic_runs(seeds: tuple[int, ...] = (10, 11)) -> list[ChildRun]:
         # "other": independent predictions of the same skill
         out.append(_run("other", seed, indices, targets, _probs(targets, rng, 0.7, near=True), f"o{seed}"))
     return out
+
+
+SWEEP = {
+    "axes": [{"name": "r", "path": "similarity.reduction_factor", "values": [0.2, 0.8]}],
+    "points": {
+        "simloss@r=0.2": {"variant": "simloss", "point": {"r": 0.2}},
+        "simloss@r=0.8": {"variant": "simloss", "point": {"r": 0.8}},
+    },
+}
+SWEPT_VARIANTS = ["baseline", "simloss@r=0.2", "simloss@r=0.8"]
+
+
+def swept_runs(seeds: tuple[int, ...] = (10, 11, 12)) -> list[ChildRun]:
+    """The runs of a sweep of `simloss` over r in {0.2, 0.8} (SWEEP): at r = 0.2 the baseline's mistakes
+    moved next to the true class ("near"), at r = 0.8 independent predictions ("other")."""
+    rename = {"near": "simloss@r=0.2", "other": "simloss@r=0.8"}
+    return [
+        dataclasses.replace(r, variant=rename[r.variant], job_id=f"s{r.job_id}") if r.variant in rename else r
+        for r in synthetic_runs(seeds)
+    ]

@@ -160,6 +160,8 @@ def test_jobs_page_lists_jobs_polls_and_shows_curves_confusion_and_reports(chrom
         )
         b.wait_js("document.querySelectorAll('#jobs-body tr').length === 6")
         assert b.js("sessionStorage.getItem('simtrain.apiKey')") == svc.key_a
+        # the jobs table is drawn before the comparisons are read and the message is set: wait for it
+        b.wait_js("document.getElementById('message').textContent !== 'enter an API key to see your jobs'")
         assert "live" in b.js("document.getElementById('message').textContent")  # a job is running: polling
         # a finished job: its curves and confusion matrix
         b.js("document.querySelectorAll('#jobs-body tr')[1].click(); true")

@@ -1,5 +1,7 @@
 /* simtrain comparison report: draws the page from the #report-data / #report-meta JSON
-   (text only through textContent), then sets body[data-ready=1]. Needs charts.js. */
+   (text only through textContent), then sets body[data-ready=1]. Needs charts.js. A swept comparison
+   (report.sweep) also gets, per headline metric, the metric against the first axis with its intervals
+   (one line per variant and value of the second axis, the baseline dashed) and the sweep table. */
 "use strict";
 function metricLabel(m) { return m.replace(/_/g, " "); }
 // the interval's mark: does the two-level bootstrap interval exclude 0, and on which side
@@ -68,6 +70,7 @@ function renderReport() {
   }
   document.getElementById("summary-wrap").append(t);
   renderStatistics(R, variants);
+  if (R.sweep) renderSweep(R);
 
   // differences with intervals
   const others = variants.filter(v => v !== R.baseline);
@@ -162,5 +165,70 @@ function renderStatistics(R, variants) {
     }
   }
   document.getElementById("stats-wrap").append(t);
+}
+// the sweep: per headline metric, mean and interval at every grid point, coloured by the verdict
+const VERDICT_COLOR = { better: "#2f9e44", worse: "#e03131" };
+function sweepSeries(S, m) {
+  const [ax, ax2] = S.axes, groups = new Map();
+  for (const row of S.tables[m] || []) {
+    const key = row.variant + (ax2 ? " \u00b7 " + ax2.name + "=" + JSON.stringify(row.point[ax2.name]) : "");
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(row);
+  }
+  const numeric = ax.values.every(v => typeof v === "number");
+  return Array.from(groups, ([label, rows], k) => {
+    const at = new Map(rows.map(r => [JSON.stringify(r.point[ax.name]), r]));
+    const ordered = ax.values.map(v => at.get(JSON.stringify(v)) || null);
+    const color = PALETTE[k % PALETTE.length];
+    return { label: label, borderColor: color, backgroundColor: color, borderWidth: 2, spanGaps: true,
+      pointRadius: 4, pointBackgroundColor: ordered.map(r => (r && VERDICT_COLOR[r.verdict]) || color),
+      data: ordered.map((r, i) => numeric ? { x: ax.values[i], y: r ? r.mean : null } : (r ? r.mean : null)),
+      intervals: ordered.map(r => r ? [r.ci_low, r.ci_high] : null) };
+  });
+}
+function sweepChart(R, m) {
+  const S = R.sweep, ax = S.axes[0], numeric = ax.values.every(v => typeof v === "number");
+  const series = sweepSeries(S, m), b = (S.baseline || {})[m] || {};
+  if (b.mean !== null && b.mean !== undefined) {
+    const xs = numeric ? [Math.min(...ax.values), Math.max(...ax.values)] : ax.values;
+    series.push({ label: R.baseline + " (mean)", borderColor: "#495057", borderDash: [6, 4], borderWidth: 1.5,
+      pointRadius: 0, data: xs.map(x => numeric ? { x: x, y: b.mean } : b.mean) });
+  }
+  const ys = series.flatMap(s => (s.intervals || []).flat().concat(s.data.map(p => p !== null && typeof p === "object" ? p.y : p)))
+    .filter(y => y !== null && y !== undefined && Number.isFinite(y));
+  const lo = Math.min(...ys), hi = Math.max(...ys), pad = (hi - lo) * 0.05 || 0.01;
+  const c = el("canvas", { id: "sweep-" + m, width: 420, height: 280 });
+  document.getElementById("sweep").append(el("div", { class: "card" }, [c]));
+  chartOn(c, {
+    type: "line",
+    data: numeric ? { datasets: series } : { labels: ax.values.map(v => JSON.stringify(v)), datasets: series },
+    options: { plugins: { legend: { position: "bottom" }, title: { display: true,
+      text: metricLabel(m) + " (" + (R.better[m] || "higher") + " is better) vs " + ax.name } },
+      scales: { x: Object.assign(numeric ? { type: "linear" } : {}, { title: { display: true, text: ax.name + " = " + ax.path } }),
+        y: ys.length ? { suggestedMin: lo - pad, suggestedMax: hi + pad } : {} } },
+    plugins: [errorBarsPlugin],
+  });
+}
+function renderSweep(R) {
+  const S = R.sweep;
+  document.getElementById("sweep-section").hidden = false;
+  document.getElementById("sweep-note").textContent = "axes: " + S.axes.map(a => a.name + " = " + a.path + " in " +
+    JSON.stringify(a.values)).join("; ") + ". Points: mean over seeds, bars: " + S.interval_detail +
+    "; green / red: the verdict against " + R.baseline + " is better / worse.";
+  for (const m of R.headline) sweepChart(R, m);
+  const head = ["variant", ...S.axes.map(a => a.name), ...R.headline.flatMap(m => [metricLabel(m) + " [interval]", "\u0394 \u00b7 verdict"])];
+  const t = el("table", { id: "sweep-table" }, [el("tr", {}, head.map(h => el("th", { text: h })))]);
+  const first = S.tables[R.headline[0]] || [];
+  first.forEach((row, i) => {
+    const tr = el("tr", {}, [el("td", { text: row.variant }), ...S.axes.map(a => el("td", { text: JSON.stringify(row.point[a.name]) }))]);
+    for (const m of R.headline) {
+      const r = (S.tables[m] || [])[i] || {};
+      tr.append(el("td", { text: fmt(r.mean) + " [" + fmt(r.ci_low) + ", " + fmt(r.ci_high) + "]" }));
+      tr.append(el("td", { class: verdictClass(r.verdict), title: r.verdict_reason || "",
+        text: signed(r.diff) + " \u00b7 " + (r.verdict || "\u2013") + (r.test ? " (" + testLabel(r.test) + ", p(Holm) " + fmtP(r.p_adjusted) + ")" : "") }));
+    }
+    t.append(tr);
+  });
+  document.getElementById("sweep-wrap").append(t);
 }
 renderReport();
