@@ -13,14 +13,17 @@ tenant. The REST routes parse, call these and answer; sending the children's tra
 Statuses (`core.status.ComparisonStatus`): `running`, `cancelling` (cancel requested, children still
 ending), then `succeeded` (every child succeeded), `partial` (some did), `failed` (none did) or
 `cancelled`. Another tenant's comparison is NotFound. Every child trains through the normal job path: the
-same validation (`core.jobspec.validate_job`), the same per-tenant limit on active jobs (all children must
-fit) and, once dispatched, the same queue.
+same validation (`core.jobspec.validate_job`, every arm of the comparison and every grid point of its
+sweep), the same per-tenant limit on active jobs (all children must fit: a 429 says how many would fit
+now) and, once dispatched, the same queue. A comparison makes at most `core.compare.sweep.MAX_CHILDREN`
+child jobs.
 """
 
 from __future__ import annotations
 
 import copy
 import io
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -31,7 +34,17 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from core.compare.report import HEADLINE, ChildRun, build_report
-from core.compare.spec import ComparisonCreate, child_jobs, seed_of, seed_values, variants_public
+from core.compare.spec import (
+    Arm,
+    ComparisonCreate,
+    arm_error,
+    arms,
+    child_jobs,
+    request_dump,
+    seed_of,
+    seed_values,
+    variants_public,
+)
 from core.dataset_store import dataset_info
 from core.db import jobs as jobstate
 from core.db.models import Comparison, Job, JobArtifact, JobEpoch
@@ -75,6 +88,7 @@ class Progress:
     total: int
     queued: int = 0
     running: int = 0
+    paused: int = 0  # active: a paused child resumes later
     succeeded: int = 0
     failed: int = 0
     cancelled: int = 0
@@ -86,12 +100,14 @@ class Progress:
 
 @dataclass(frozen=True)
 class Child:
-    """One child job to create: its variant and seed, the request and the validated spec."""
+    """One child job to create: its variant (its arm's name) and seed, the request, the validated spec and
+    the arm of the comparison it trains."""
 
     variant: str
     seed: int
     job: JobCreate
     spec: dict[str, Any]
+    arm: Arm
 
 
 # --------------------------------------------------------------------------------------------- reads
@@ -158,7 +174,7 @@ def _progress_of(kids: list[Job]) -> Progress:
 
 def derived_status(stored: str, p: Progress) -> str:
     """The stored status while children are active; the final one once all have ended."""
-    if stored not in ACTIVE or p.total == 0 or p.queued + p.running > 0:
+    if stored not in ACTIVE or p.total == 0 or p.queued + p.running + p.paused > 0:
         return stored
     if p.succeeded == p.total:
         return ComparisonStatus.succeeded.value
@@ -177,6 +193,7 @@ def summary(comp: Comparison, p: Progress) -> dict[str, Any]:
         "classes": list(spec.get("classes") or []),
         "variants": list(spec.get("variants") or []),
         "seeds": list(spec.get("seed_values") or []),
+        "sweep": (spec.get("sweep") or {}).get("axes"),
         "progress": p.as_dict(),
         "metadata": (spec.get("request") or {}).get("metadata"),
         "idempotency_key": comp.idempotency_key,
@@ -211,7 +228,8 @@ def detail(comp: Comparison, kids: list[Job]) -> dict[str, Any]:
     request, the children by seed then variant (headline metrics once succeeded) and the report."""
     spec = comp.spec or {}
     order = {v.get("name"): i for i, v in enumerate(spec.get("variants") or [])}
-    ordered = sorted(kids, key=lambda j: (seed_of(j.spec), order.get(j.variant, 99), j.variant or ""))
+    last = len(order)
+    ordered = sorted(kids, key=lambda j: (seed_of(j.spec), order.get(j.variant, last), j.variant or ""))
     return {
         **summary(comp, _progress_of(kids)),
         "spec": spec.get("request") or {},
@@ -235,49 +253,71 @@ def summaries(session: Session, rows: list[Comparison]) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------------------ create
 
 
-def validated_children(
-    body: ComparisonCreate, dataset_classes: list[str], max_epochs: int, seeds: list[int]
-) -> list[Child]:
-    """One `Child` per (variant, seed); each variant validated once by the job path (`validate_job`), a
-    loss error named as the variant's field (`variants.<i>.loss...`)."""
-    index = {v.name: i for i, v in enumerate(body.variants)}
-    checked: dict[str, dict[str, Any]] = {}
-    out = []
-    for name, seed, job in child_jobs(body, seeds):
-        if name not in checked:
+def _validated_specs(trained_and_probes: list[Arm], classes: list[str], max_epochs: int) -> dict[str, dict]:
+    """Every arm through the job path (`validate_job`), probes included; the spec of each trained arm by
+    name. An arm that fails raises the SpecError naming its request field (`arm_error`)."""
+    seen: dict[str, dict[str, Any]] = {}
+    out: dict[str, dict[str, Any]] = {}
+    for arm in trained_and_probes:
+        key = json.dumps(arm.job.model_dump(mode="json"), sort_keys=True)
+        if key not in seen:
             try:
-                checked[name] = validate_job(job, dataset_classes, max_epochs=max_epochs)
+                seen[key] = validate_job(arm.job, classes, max_epochs=max_epochs)
             except SpecError as e:
-                if name in index and (e.field == "loss" or e.field.startswith("loss.")):
-                    raise SpecError(f"variants.{index[name]}.{e.field}", e.reason) from None
-                raise
-        spec = copy.deepcopy(checked[name])
-        spec["training"]["seed"] = seed
-        spec["metadata"] = job.metadata
-        out.append(Child(name, seed, job, spec))
+                raise arm_error(arm, e.field, e.reason) from None
+        if arm.trained:
+            out[arm.name] = seen[key]
     return out
 
 
-def _check_room(session: Session, tenant_id: str, n: int, limit: int) -> None:
-    """SpecError when `n` children can never fit the active jobs limit; RateLimited when they do not fit
-    now. Leaves the tenant's row locked (PostgreSQL) until the children are committed."""
+def validated_children(
+    body: ComparisonCreate, dataset_classes: list[str], max_epochs: int, seeds: list[int]
+) -> list[Child]:
+    """One `Child` per (arm, seed): the baseline, each variant and, when swept, each variant at each grid
+    point, each arm validated once by the job path (`validate_job`); an error names the request field
+    (`variants.<i>.loss...`, `sweep.<a>.values.<j>`, see `core.compare.spec`)."""
+    every = arms(body)
+    trained = [a for a in every if a.trained]
+    specs = _validated_specs(every, dataset_classes, max_epochs)
+    out = []
+    for arm, seed, job in child_jobs(body, seeds, trained):
+        spec = copy.deepcopy(specs[arm.name])
+        spec["training"]["seed"] = seed
+        spec["metadata"] = job.metadata
+        out.append(Child(arm.name, seed, job, spec, arm))
+    return out
+
+
+def _check_room(session: Session, tenant_id: str, n: int, per_seed: int, limit: int, field: str) -> None:
+    """SpecError (naming `field`) when `n` children can never fit the active jobs limit; RateLimited,
+    saying how many would fit, when they do not fit now. Leaves the tenant's row locked (PostgreSQL)
+    until the children are committed."""
     if n > limit:
         raise SpecError(
-            "seeds", f"{n} child jobs (variants x seeds) exceed the limit of {limit} active jobs per tenant"
+            field, f"{n} child jobs (arms x seeds) exceed the limit of {limit} active jobs per tenant"
         )
     active = jobstate.count_active_locked(session, tenant_id)
     if active + n > limit:
+        room = max(limit - active, 0)
         raise RateLimited(
-            f"{active} jobs are queued or running and this comparison adds {n}; the limit is {limit}. "
+            f"{active} jobs are queued or running and this comparison adds {n}; the limit is {limit}, so "
+            f"{room} would fit now ({room // per_seed} seeds of its {per_seed} arms). "
             "Retry when some have finished",
             retry_after=30,
-        )
+            details={"active": active, "requested": n, "limit": limit, "would_fit": room,
+                     "seeds_that_fit": room // per_seed},
+        )  # fmt: skip
 
 
-def _stored_spec(body: ComparisonCreate, body_hash: str, seeds: list[int], first: dict) -> dict[str, Any]:
-    variants = variants_public(body)
+def _stored_spec(
+    body: ComparisonCreate, body_hash: str, seeds: list[int], first: dict, trained: list[Arm]
+) -> dict[str, Any]:
+    variants = variants_public(body, trained)
+    sweep = None
+    if body.sweep:
+        sweep = {"axes": [a.model_dump(mode="json") for a in body.sweep]}
     return {
-        "request": body.model_dump(mode="json"),
+        "request": request_dump(body),
         "request_hash": body_hash,
         "dataset": body.dataset,
         "classes": first["classes"],
@@ -285,6 +325,7 @@ def _stored_spec(body: ComparisonCreate, body_hash: str, seeds: list[int], first
         "seed_values": seeds,
         "variants": variants,
         "variant_names": [v["name"] for v in variants],
+        "sweep": sweep,
     }
 
 
@@ -302,10 +343,13 @@ def create(
     info = dataset_info(session, tenant_id, body.dataset)
     seeds = seed_values(body)
     kids = validated_children(body, info.classes, settings.max_epochs, seeds)
-    _check_room(session, tenant_id, len(kids), settings.max_active_jobs_per_tenant)
+    per_seed = len(kids) // len(seeds)
+    field = "sweep" if body.sweep else "seeds"
+    _check_room(session, tenant_id, len(kids), per_seed, settings.max_active_jobs_per_tenant, field)
+    trained = [kid.arm for kid in kids[:per_seed]]  # ordered by seed, then arm
     comp = Comparison(
         tenant_id=tenant_id,
-        spec=_stored_spec(body, body_hash, seeds, kids[0].spec),
+        spec=_stored_spec(body, body_hash, seeds, kids[0].spec, trained),
         status=ComparisonStatus.running.value,
         idempotency_key=idempotency_key,
     )
@@ -394,7 +438,10 @@ def _load_predictions(storage: Any, key: str) -> dict[str, np.ndarray] | None:
         return None
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as z:
-            return {k: np.asarray(z[k]) for k in ("indices", "targets", "probs")}
+            keys = ["indices", "targets", "probs"]
+            if "test_probs" in z.files:  # a test split: the report's per-sample statistics use it
+                keys += ["test_indices", "test_targets", "test_probs"]
+            return {k: np.asarray(z[k]) for k in keys}
     except (KeyError, ValueError, OSError):
         return None
 
@@ -445,7 +492,8 @@ def load_children(session: Session, storage: Any, comparison_id: str) -> list[Ch
 def comparison_report(session: Session, storage: Any, comp: Comparison, *, n_boot: int = 2000) -> dict:
     """Build the report of `comp` (whose children have all ended) from its children's stored data.
 
-    Its `spec` holds the request plus `classes` (resolved), `seed_values` and `variant_names`."""
+    Its `spec` holds the request plus `classes` (resolved), `seed_values`, `variant_names` and, for a
+    swept comparison, `sweep.axes` and every variant's grid `point`."""
     spec = comp.spec or {}
     runs = load_children(session, storage, comp.id)
     variants = list(spec.get("variant_names") or [])
@@ -457,4 +505,18 @@ def comparison_report(session: Session, storage: Any, comp: Comparison, *, n_boo
         seeds=list(spec.get("seed_values") or sorted({r.seed for r in runs})),
         variants=variants,
         n_boot=n_boot,
+        sweep=_sweep_of(spec),
     )
+
+
+def _sweep_of(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """`{"axes", "points": {child variant name: {"variant", "point"}}}` of a stored swept comparison."""
+    axes = (spec.get("sweep") or {}).get("axes")
+    if not axes:
+        return None
+    points = {
+        v["name"]: {"variant": v.get("variant"), "point": v["point"]}
+        for v in spec.get("variants") or []
+        if v.get("point") is not None
+    }
+    return {"axes": axes, "points": points}

@@ -1,7 +1,8 @@
 """A sweep end to end: `POST /v1/comparisons` with a sweep over `similarity.reduction_factor` in
-{0.2, 0.8} on `builtin:digits` (a tiny model, 2 epochs, 2 seeds) on the embedded default with a real
-`celery worker` subprocess; every child trains with its grid point's similarity, the comparison
-succeeds, and the report's per-parameter numbers are the children's stored metrics."""
+{0.2, 0.8} on `builtin:digits` (a tiny model, 2 epochs, 3 seeds, a fixed 60/20/20 split) on the
+embedded default with a real `celery worker` subprocess; every child trains with its grid point's
+similarity, the comparison succeeds, and the report's per-parameter numbers are the children's stored
+test metrics."""
 
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ BODY = {
     "dataset": "builtin:digits",
     "similarity": {"kind": "ordinal", "reduction_factor": 0.5},
     "model": {"kind": "mlp", "hidden": [16]},
-    "training": {"epochs": 2, "seed": 11, "batch_size": 128},
+    "training": {"epochs": 2, "seed": 11, "batch_size": 128, "split": {"val": 0.2, "test": 0.2, "seed": 42}},
     "variants": [{"name": "simloss", "loss": {"kind": "simloss"}}],
-    "seeds": 2,
+    "seeds": 3,
     "sweep": [R],
 }
 NAMES = ["baseline", "simloss@r=0.2", "simloss@r=0.8"]
@@ -44,7 +45,7 @@ def test_a_sweep_trains_every_grid_point_and_reports_the_childrens_numbers(stack
     r = stack.client.post("/v1/comparisons", json=BODY, headers=stack.headers)
     assert r.status_code == 201, r.text
     comp = r.json()
-    assert [v["name"] for v in comp["variants"]] == NAMES and len(comp["children"]) == 6
+    assert [v["name"] for v in comp["variants"]] == NAMES and len(comp["children"]) == 9
     stack.start_worker()
     done = _wait(stack, comp["id"])
     assert done["status"] == "succeeded", (done["children"], stack.logs())
@@ -54,10 +55,12 @@ def test_a_sweep_trains_every_grid_point_and_reports_the_childrens_numbers(stack
         expected = {"baseline": 0.5, "simloss@r=0.2": 0.2, "simloss@r=0.8": 0.8}[variant]
         assert job["spec"]["similarity"]["reduction_factor"] == expected
         assert job["spec"]["loss"]["kind"] == ("cross_entropy" if variant == "baseline" else "simloss")
+    assert all(job["final_metrics"]["evaluated_on"] == "test" for job in jobs.values())
     report = done["report"]
+    assert report["evaluated_on"] == "test" and not report["warnings"], report.get("warnings")
     block = report["sweep"]
     assert block["axes"] == [R] and block["variants"] == ["simloss"]
-    seeds = [11, 12]
+    seeds = [11, 12, 13]
     for metric in report["headline"]:
         rows = block["tables"][metric]
         assert [(row["name"], row["point"]) for row in rows] == [("simloss@r=0.2", {"r": 0.2}),
