@@ -17,6 +17,7 @@ __all__ = ["JobStatus", "JOB_TERMINAL", "ComparisonStatus", "COMPARISON_TERMINAL
 class JobStatus(StrEnum):
     queued = "queued"
     running = "running"
+    paused = "paused"  # not terminal: checkpointed and off the workers until resumed (queued again)
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"

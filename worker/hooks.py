@@ -2,12 +2,14 @@
 
     hooks = JobHooks(session, job_id, owner, heartbeat)
     result = train(plan, hooks, checkpoints)
-    hooks.lease_lost, hooks.cancelled, hooks.shutting_down   # why the run stopped, in priority order
+    hooks.lease_lost, hooks.cancelled, hooks.paused, hooks.shutting_down   # why the run stopped, in order
 
 The hooks write the start event, every epoch and warnings to the database while the lease is ours (best
-effort: a database hiccup must not kill a healthy run), notice a cancel at each epoch boundary and stop
-the run when the lease is lost, the job is cancelled or the worker shuts down (`request_shutdown`, called
-from the SIGTERM handling in `worker.app`).
+effort: a database hiccup must not kill a healthy run), notice a cancel or a pause at each epoch boundary
+and stop the run when the lease is lost, the job is cancelled or paused, or the worker shuts down
+(`request_shutdown`, called from the SIGTERM handling in `worker.app`). A tuning trial's epochs also feed its study's pruner
+(`core.tuning.pruning`); a pruned run stops like a cancelled one and ends with `stop_error` ("pruned").
+With an MLflow tracking server the start and every epoch also go to the job's run (`core.tracking`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from sqlalchemy.orm import Session
 from core.db import Job
 from core.db import jobs as jobdb
 from core.jsonsafe import json_safe
+from core.tracking.job_tracking import JobTracking
+from core.tuning.pruning import TrialPruning
 from worker.heartbeat import Heartbeat
 
 __all__ = ["JobHooks", "request_shutdown", "shutdown_requested"]
@@ -49,6 +53,10 @@ class JobHooks:
         self.hb = heartbeat
         self.last_checkpoint: int | None = None
         self.last_epoch = 0
+        self.pruning = TrialPruning(session, job_id)  # a tuning trial's pruner (core.tuning.pruning)
+        self.tracking = JobTracking(session, job_id, warn=self.on_warning)  # MLflow run (core.tracking)
+        self.stop_error: dict[str, str] = {}  # the error a cancelled end records ("pruned")
+        self.paused = False  # a pause was requested (seen at an epoch boundary): checkpoint, then `paused`
 
     # why the run stopped, in priority order
     @property
@@ -87,6 +95,7 @@ class JobHooks:
             self.s.commit()
 
         self._db("start event", write)
+        self.tracking.start(info)  # best effort: a tracking failure is a warning event
 
     def on_epoch(self, epoch: int, epochs: int, record: dict[str, Any]) -> None:
         self.last_epoch = epoch
@@ -98,13 +107,21 @@ class JobHooks:
             log.warning("job %s: epoch %d not recorded: the lease is no longer ours", self.job_id, epoch)
             self.hb.lease_lost.set()
             return
-        # notice a cancel at the epoch boundary instead of waiting for the next heartbeat
-        cancel = self._db(
+        # notice a cancel or a pause at the epoch boundary instead of waiting for the next heartbeat
+        flags = self._db(
             "cancel check",
-            lambda: self.s.execute(select(Job.cancel_requested).where(Job.id == self.job_id)).scalar(),
+            lambda: self.s.execute(
+                select(Job.cancel_requested, Job.pause_requested).where(Job.id == self.job_id)
+            ).first(),
         )
+        cancel, pause = tuple(flags) if flags else (False, False)
+        self.paused = self.paused or bool(pause)
         self._db("commit", self.s.commit)
+        self.tracking.log_epoch(epoch, record)
         if cancel:
+            self.hb.cancel_requested.set()
+        if self.pruning.should_prune(epoch, record):  # the run stops as if cancelled, error code "pruned"
+            self.stop_error = self.pruning.stop_error
             self.hb.cancel_requested.set()
 
     def on_checkpoint(self, epoch: int) -> None:
@@ -112,7 +129,7 @@ class JobHooks:
         log.info("job %s: checkpoint of epoch %d written", self.job_id, epoch)
 
     def should_stop(self) -> bool:
-        return self.lease_lost or self.cancelled or self.shutting_down
+        return self.lease_lost or self.cancelled or self.paused or self.shutting_down
 
     def on_warning(self, message: str) -> None:
         log.warning("job %s: %s", self.job_id, message)

@@ -6,6 +6,7 @@
     end.finished(result, storage)                 # succeeded, or failed `max_runtime_exceeded` (artifacts)
     end.cancelled(result)                         # the user cancelled: cancelled, checkpoint kept
     end.handed_back()                             # the worker shuts down: queued again, task re-sent
+    end.handed_back(pause=True)                   # a pause: `paused`, not re-sent (resume sends it)
     end.failed_invalid(exc)                       # a SimtrainError: failed with its code, not retried
     end.failed_internal(exc, "unexpected error")  # anything else: failed `internal_error`, traceback logged
 
@@ -46,6 +47,7 @@ class RunOutcome(StrEnum):
     failed = "failed"
     cancelled = "cancelled"
     released = "released"  # graceful worker shutdown: queued again, resumes from its checkpoint
+    paused = "paused"  # a pause was requested: checkpointed, `paused` until resumed
     lease_lost = "lease_lost"
     not_claimed = "not_claimed"  # duplicate delivery, terminal, cancelled before start, exhausted, missing
 
@@ -75,7 +77,9 @@ class JobEnd:
         """The end of a run that returned, by its stop reason; an error while ending it fails the job."""
         try:
             if getattr(result, "stop_reason", "completed") == "cancelled":
-                return self.cancelled(result) if self.hooks.cancelled else self.handed_back()
+                if self.hooks.cancelled:
+                    return self.cancelled(result)
+                return self.handed_back(pause=self.hooks.paused)
             return self.finished(result, storage)
         except Exception as exc:  # noqa: BLE001
             return self.failed_internal(exc, "error after training")
@@ -114,18 +118,25 @@ class JobEnd:
                 JobStatus.cancelled,
                 train_seconds=result.train_seconds,
                 device=result.device,
+                **self.hooks.stop_error,  # {"error_code": "pruned", ...} when a tuning pruner stopped it
             ),
         )
         return RunOutcome.cancelled if ok else RunOutcome.lease_lost
 
-    def handed_back(self) -> RunOutcome:
-        """Graceful worker shutdown: give the job back (queued), it resumes from the checkpoint."""
+    def handed_back(self, pause: bool = False) -> RunOutcome:
+        """Graceful worker shutdown: give the job back (queued, task re-sent); a pause: `paused`, not sent
+        (`resume` sends it). Either resumes from the checkpoint and costs no attempt."""
         last = self.hooks.last_checkpoint
         where = f"epoch {last}" if last else "the start"
-        reason = f"worker shutting down; resumes from {where}"
-        if not self.retrying("release", lambda: jobdb.release(self.session, self.job_id, self.owner, reason)):
+        why, to = ("pause requested", JobStatus.paused) if pause else ("worker shutting down", JobStatus.queued)
+        reason = f"{why}; resumes from {where}"
+        if not self.retrying(
+            "release", lambda: jobdb.release(self.session, self.job_id, self.owner, reason, to=to)
+        ):
             return RunOutcome.lease_lost
-        log.info("job %s: released (resumes from %s)", self.job_id, where)
+        log.info("job %s: %s (resumes from %s)", self.job_id, "paused" if pause else "released", where)
+        if pause:
+            return RunOutcome.paused
         self._resend()
         return RunOutcome.released
 

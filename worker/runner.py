@@ -17,7 +17,8 @@ How a run ends:
 | completed / early stopped         | succeeded (artifacts uploaded and recorded)      |
 | max_runtime                       | failed `max_runtime_exceeded` (artifacts written) |
 | the user cancelled                | cancelled (checkpoint kept)                      |
-| the worker is shutting down       | queued again (`release`), task re-sent           |
+| a pause was requested             | paused (`release`, no attempt counted)           |
+| the worker is shutting down       | queued again (`release`, no attempt), re-sent    |
 | the lease was lost                | untouched (another worker owns it)               |
 | `SimtrainError` (NaN loss, data)  | failed with the error's code; not retried        |
 | any other exception               | failed `internal_error`; traceback logged        |
@@ -89,7 +90,9 @@ def run_job(job_id: str, *, settings: Settings | None = None, resend=None) -> Ru
     hb.start()
     hooks = JobHooks(session, job_id, owner, hb)
     try:
-        return _run_claimed(JobEnd(session, job_id, owner, settings, hooks, resend))
+        outcome = _run_claimed(JobEnd(session, job_id, owner, settings, hooks, resend))
+        hooks.tracking.end()  # the job's MLflow run gets its end (best effort: core.tracking)
+        return outcome
     finally:
         hb.stop()
         session.close()
@@ -127,20 +130,35 @@ def _train(end: JobEnd):
 
 
 def _build_plan(session: Session, storage, job: Job, settings: Settings):
+    """The job's TrainPlan: its dataset (classes selected) and specs, its `test_dataset` (opened as the
+    dataset is, in the job's classes), and the warm-start weights that `model.init` names
+    (`core.weights_store.resolve_init`: an unusable source fails the job as invalid)."""
     from core.data import select_classes
     from core.dataset_store import open_dataset
+    from core.decision_spec import decision_of
     from core.training import TrainPlan
+    from core.training.splits import align_test_dataset
+    from core.weights_store import resolve_init
 
     spec = dict(job.spec)
     dataset = open_dataset(session, storage, job.tenant_id, job.dataset_ref)
     classes = spec.get("classes")
     if classes is not None and list(classes) != list(dataset.classes):
         dataset = select_classes(dataset, classes)
+    test_ref = spec.get("test_dataset")
+    test = open_dataset(session, storage, job.tenant_id, test_ref) if test_ref else None
+    model_spec = spec.get("model") or {}
+    init_spec = model_spec.get("init")
     return TrainPlan(
         dataset=dataset,
+        test_dataset=align_test_dataset(test, list(dataset.classes)) if test is not None else None,
         similarity_spec=spec.get("similarity"),
         loss_spec=spec.get("loss") or {"kind": "cross_entropy"},
-        model_spec=spec.get("model") or {},
+        model_spec=model_spec,
         training=spec.get("training") or {},
         device=settings.device,  # "auto" -> cuda when available (core.training.resolve_device)
+        init=resolve_init(session, storage, job.tenant_id, init_spec) if init_spec else None,
+        data_budget_bytes=settings.train_data_budget_bytes,
+        loader_workers=settings.train_loader_workers or None,
+        decision=decision_of(spec),
     )

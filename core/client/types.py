@@ -151,6 +151,7 @@ class ComparisonProgress(TypedDict):
     total: int
     queued: int
     running: int
+    paused: int
     succeeded: int
     failed: int
     cancelled: int

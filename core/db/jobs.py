@@ -2,6 +2,9 @@
 
     queued --claim--> running --finish--> succeeded | failed | cancelled
     queued --cancel--> cancelled           running --lease expires--> claimable again (resume)
+    running --release--> queued            (graceful worker stop: the attempt is given back)
+    queued --pause--> paused               running --pause requested, next epoch--> paused
+    paused --resume--> queued              paused --cancel--> cancelled
 
 Terminal states never change: no statement here updates a row whose status is terminal. A worker owns a
 running job only while `lease_owner` is its id and `lease_expires_at` is in the future; it extends the
@@ -28,6 +31,7 @@ from core.db.models import Job, JobArtifact, JobEpoch, JobEvent, JobStatus, Tena
 from core.db.types import now as utcnow
 from core.errors import NotFound
 from core.status import JOB_TERMINAL
+from core.webhooks.outbox import emit_job_end
 
 __all__ = [
     "ClaimOutcome",
@@ -47,9 +51,11 @@ __all__ = [
     "release",
     "request_cancel",
     "request_hash",
+    "request_pause",
+    "resume",
 ]
 
-ACTIVE = (JobStatus.queued.value, JobStatus.running.value)
+ACTIVE = (JobStatus.queued.value, JobStatus.running.value, JobStatus.paused.value)  # not ended yet
 
 
 class ClaimOutcome(StrEnum):
@@ -57,6 +63,7 @@ class ClaimOutcome(StrEnum):
     leased_elsewhere = "leased_elsewhere"  # a live lease: a duplicate delivery
     terminal = "terminal"
     cancelled = "cancelled"  # cancel was requested before the job started
+    paused = "paused"  # paused while queued: it waits for `resume`, which sends it again
     exhausted = "exhausted"  # too many attempts: failed now
     missing = "missing"
 
@@ -173,6 +180,8 @@ def claim(
         return ClaimOutcome.missing
     if job.status in JOB_TERMINAL:
         return ClaimOutcome.terminal
+    if job.status == JobStatus.paused.value:
+        return ClaimOutcome.paused
     if job.status == JobStatus.running.value and job.lease_expires_at and job.lease_expires_at >= t:
         return ClaimOutcome.leased_elsewhere
     if job.cancel_requested:
@@ -279,6 +288,7 @@ def _end(
         if error_code:
             data |= {"error_code": error_code, "error_message": error_message}
         add_event(s, job_id, "state", message or status.value, data)
+        emit_job_end(s, job_id)  # webhook deliveries, in this transaction (core.webhooks.outbox)
         return True
     return False
 
@@ -311,30 +321,93 @@ def finish(
     return ok
 
 
-def release(s: Session, job_id: str, owner: str, reason: str) -> bool:
-    """Give a running job back (graceful worker stop): queued again, resumes from its checkpoint."""
+def release(s: Session, job_id: str, owner: str, reason: str, to: JobStatus = JobStatus.queued) -> bool:
+    """Give a running job back (graceful worker stop: `queued` again; a pause: `paused`); it resumes from
+    its checkpoint.
+
+    A hand-back is not an interruption: the attempt its claim counted is given back too (`attempts` - 1),
+    so only a lost lease (a killed worker) counts against `max_attempts`."""
+    assert to in (JobStatus.queued, JobStatus.paused)
     t = utcnow()
     res = s.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.running.value, Job.lease_owner == owner)
-        .values(status=JobStatus.queued.value, lease_owner=None, lease_expires_at=None, updated_at=t)
+        .values(
+            status=to.value,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=t,
+            attempts=Job.attempts - 1,
+            pause_requested=False,
+        )
         .execution_options(synchronize_session=False)
     )
     if res.rowcount == 1:
-        add_event(s, job_id, "state", f"queued: {reason}", {"status": "queued", "reason": reason})
+        add_event(s, job_id, "state", f"{to.value}: {reason}", {"status": to.value, "reason": reason})
         s.commit()
         return True
     s.rollback()
     return False
 
 
+def request_pause(s: Session, job_id: str) -> str | None:
+    """Pause a queued job at once, or flag a running one (its worker checkpoints at the next epoch boundary
+    and releases it as `paused`). The status afterwards, or None when the job has ended. Commits."""
+    t = utcnow()
+    res = s.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.queued.value)
+        .values(status=JobStatus.paused.value, updated_at=t)
+        .execution_options(synchronize_session=False)
+    )
+    if res.rowcount == 1:
+        add_event(s, job_id, "state", "paused", {"status": "paused"})
+    else:
+        res = s.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.running.value, Job.pause_requested.is_(False))
+            .values(pause_requested=True, updated_at=t)
+            .execution_options(synchronize_session=False)
+        )
+        if res.rowcount == 1:
+            add_event(s, job_id, "state", "pause requested", {"status": "running", "pause_requested": True})
+    s.commit()
+    status = s.execute(select(Job.status).where(Job.id == job_id)).scalar_one()
+    return None if status in JOB_TERMINAL else status
+
+
+def resume(s: Session, job_id: str) -> tuple[str | None, bool]:
+    """Resume a paused job (queued again: send it) or withdraw a pause a running job has not reached yet.
+    (status afterwards or None when the job has ended, whether it must be sent). Commits."""
+    t = utcnow()
+    res = s.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.paused.value)
+        .values(status=JobStatus.queued.value, dispatched_at=None, updated_at=t)
+        .execution_options(synchronize_session=False)
+    )
+    send = res.rowcount == 1
+    if send:
+        add_event(s, job_id, "state", "queued: resumed", {"status": "queued", "reason": "resumed"})
+    else:
+        s.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.running.value)
+            .values(pause_requested=False, updated_at=t)
+            .execution_options(synchronize_session=False)
+        )
+    s.commit()
+    status = s.execute(select(Job.status).where(Job.id == job_id)).scalar_one()
+    return (None if status in JOB_TERMINAL else status), send
+
+
 def request_cancel(s: Session, job_id: str) -> str:
-    """Cancel a queued job at once, or flag a running one (the worker stops within an epoch).
+    """Cancel a queued or paused job at once, or flag a running one (the worker stops within an epoch).
 
     Returns the job's status afterwards. Commits."""
     t = utcnow()
-    queued = (JobStatus.queued.value,)
-    if _end(s, job_id, None, JobStatus.cancelled, t, message="cancelled", from_status=queued):
+    waiting = (JobStatus.queued.value, JobStatus.paused.value)
+    if _end(s, job_id, None, JobStatus.cancelled, t, message="cancelled", from_status=waiting):
         s.commit()
         return JobStatus.cancelled.value
     res = s.execute(
