@@ -18,6 +18,9 @@ from api.deadline import RequestDeadline
 from api.errors import document_error_responses, install_error_handlers
 from api.limits import BodyLimitMiddleware
 from api.routes import API_PREFIX, artifacts, comparisons, datasets, health, jobs, pages, predict, similarity
+from api.routes import tuning as tuning_routes
+from api.routes import webhooks
+from api.routes import weights as weights_routes
 from api.routes.health import AppMetrics, MetricsMiddleware
 from api.routes.predict import ModelCache
 from api.routes.unversioned import redirect_router
@@ -98,7 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestDeadline, seconds=settings.request_timeout_s)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
 
-    modules = (health, datasets, jobs, artifacts, predict, comparisons, similarity, pages)
+    modules = (health, datasets, weights_routes, jobs, artifacts, predict, comparisons, similarity, pages, webhooks)
+    modules += (tuning_routes,)
     for module in modules:
         app.include_router(module.router)
     app.include_router(redirect_router(m.router for m in modules))  # /jobs... -> 308 -> /v1/jobs...

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from api.pagination import decode_cursor, encode_cursor  # their home; still importable from here
 
@@ -23,6 +23,7 @@ __all__ = [
     "DatasetErrorInfo",
     "DatasetList",
     "DatasetPublic",
+    "DatasetReferenceCreate",
     "EpochRecord",
     "ErrorInfo",
     "ErrorResponse",
@@ -39,6 +40,7 @@ __all__ = [
     "PredictRequest",
     "ReadinessError",
     "UploadForm",
+    "dataset_request_body",
     "decode_cursor",
     "encode_cursor",
     "predict_request_body",
@@ -147,6 +149,47 @@ def upload_request_body() -> dict[str, Any]:
     }
     schema["required"] = ["file"]
     return {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
+
+
+class DatasetReferenceCreate(UploadForm):
+    """`POST /v1/datasets` with a JSON body: a dataset to import from a URI (`core.dataset_import`), with
+    the options an upload has. The worker downloads and converts it; the dataset is `importing` until
+    then, `ready` or `failed` (with `error`) after."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uri: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="https://, http:// or s3://bucket/key (file:// only when the operator allows it); "
+        "loopback and private addresses are refused unless SIMTRAIN_FETCH_ALLOW opens them",
+    )
+    sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="the file's SHA-256: a mismatch fails the import",
+    )
+    format: Literal["npz", "csv", "parquet", "zip"] | None = Field(
+        default=None, description="how to read the file (default: the URI's extension)"
+    )
+    image_size: int | str | None = Field(
+        default=None, description='images: the stored size, one side (32) or HxW ("24x32"), each in 8..512'
+    )
+
+    @field_validator("image_size", mode="before")
+    @classmethod
+    def _one_side_or_hxw(cls, value: Any) -> Any:
+        """A number or a text; its sides are checked with the upload's rule (`parse_image_size`)."""
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | str)):
+            raise ValueError('give one side (32) or HxW ("24x32")')
+        return value
+
+
+def dataset_request_body() -> dict[str, Any]:
+    """The OpenAPI requestBody of POST /v1/datasets: the multipart upload or a JSON dataset reference."""
+    body = upload_request_body()
+    body["content"]["application/json"] = {"schema": DatasetReferenceCreate.model_json_schema()}
+    return body
 
 
 class DatasetList(BaseModel):

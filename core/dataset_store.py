@@ -387,12 +387,16 @@ def open_dataset(
     session: Session, storage: Storage, tenant_id: str, dataset_ref: str, *, cache: LocalCache | None = None
 ) -> ArrayDataset:
     """Load the dataset a job refers to: `builtin:<name>` or the id of the tenant's uploaded dataset.
-    `cache` (default: the settings' `dataset_cache_dir` / `dataset_cache_bytes`) holds remote copies."""
+    `cache` (default: the settings' `dataset_cache_dir` / `dataset_cache_bytes`) holds remote copies.
+    A dataset that is not `ready` (still importing, or its import failed) is DatasetError('dataset')."""
     if dataset_ref.startswith(BUILTIN_PREFIX):
         return load_builtin(_builtin_name(dataset_ref))
     row = get_dataset_row(session, tenant_id, dataset_ref)
+    if row.status == DatasetStatus.failed.value:
+        reason = (row.error or {}).get("message") or "no reason recorded"
+        raise DatasetError("dataset", f"the import of dataset {row.id} failed: {reason}")
     if row.status != DatasetStatus.ready.value:
-        raise DatasetError("dataset", f"dataset {row.id} is {row.status}, not ready")
+        raise DatasetError("dataset", f"dataset {row.id} is still {row.status}, not ready to train on")
     try:
         if row.storage_key.endswith(".npz"):
             return _open_legacy_npz(storage, row)

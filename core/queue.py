@@ -5,6 +5,9 @@ once (`acks_late`, `task_reject_on_worker_lost`); the job's database lease makes
 
     from core.queue import send_train
     send_train(job_id)
+    send_delivery("msg_...")        # one webhook delivery (core.webhooks), on `webhook_queue(settings)`
+    send_tuning_step(study_id)      # one step of a tuning study's driver (core.tuning.driver)
+    send_import(dataset_id)         # the import of a dataset given by URI (core.dataset_import)
 """
 
 from __future__ import annotations
@@ -18,10 +21,27 @@ from kombu.transport.sqlalchemy import Transport as SqlaTransport
 
 from core.settings import Settings, get_settings
 
-__all__ = ["TRAIN_TASK", "RECONCILE_TASK", "celery_config", "make_celery", "send_train", "broker_client"]
+__all__ = [
+    "DELIVER_TASK",
+    "IMPORT_TASK",
+    "RECONCILE_TASK",
+    "TRAIN_TASK",
+    "TUNING_STEP_TASK",
+    "broker_client",
+    "celery_config",
+    "make_celery",
+    "send_delivery",
+    "send_import",
+    "send_train",
+    "send_tuning_step",
+    "webhook_queue",
+]
 
 TRAIN_TASK = "simtrain.train_job"
 RECONCILE_TASK = "simtrain.reconcile"
+DELIVER_TASK = "simtrain.deliver_webhook"
+TUNING_STEP_TASK = "simtrain.tuning_step"
+IMPORT_TASK = "simtrain.import_dataset"
 
 
 class EmbeddedSqlaTransport(SqlaTransport):
@@ -90,3 +110,31 @@ def send_train(job_id: str, settings: Settings | None = None) -> None:
     """Send one training task. Raises when the broker cannot be reached (the reconciler sends it later)."""
     settings = settings or get_settings()
     broker_client(settings).send_task(TRAIN_TASK, args=[job_id], queue=settings.queue)
+
+
+def webhook_queue(settings: Settings) -> str:
+    """The queue webhook deliveries go to: `settings.webhook_queue`, else the training queue."""
+    return settings.webhook_queue or settings.queue
+
+
+def send_delivery(delivery_id: str, settings: Settings | None = None, countdown: float | None = None) -> None:
+    """Send one webhook delivery task (after `countdown` seconds). Raises when the broker cannot be reached
+    (the worker's reconciler sends it later)."""
+    settings = settings or get_settings()
+    broker_client(settings).send_task(
+        DELIVER_TASK, args=[delivery_id], queue=webhook_queue(settings), countdown=countdown
+    )
+
+
+def send_tuning_step(study_id: str, settings: Settings | None = None) -> None:
+    """Send one step of a tuning study (`core.tuning.driver`), on the training queue. Raises when the broker
+    cannot be reached (the worker's reconciler sends it later)."""
+    settings = settings or get_settings()
+    broker_client(settings).send_task(TUNING_STEP_TASK, args=[study_id], queue=settings.queue)
+
+
+def send_import(dataset_id: str, settings: Settings | None = None) -> None:
+    """Send the import task of a dataset given by URI, on the training queue. Raises when the broker cannot
+    be reached (the worker's reconciler sends it later)."""
+    settings = settings or get_settings()
+    broker_client(settings).send_task(IMPORT_TASK, args=[dataset_id], queue=settings.queue)

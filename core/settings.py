@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 __all__ = ["Settings", "get_settings"]
 
 MiB = 1024 * 1024
+GiB = 1024 * MiB
 
 
 class Settings(BaseSettings):
@@ -35,6 +36,14 @@ class Settings(BaseSettings):
     default: `max_upload_bytes`); `fetch_max_redirects`: hops followed, each checked again.
     `s3_endpoint_url`: an S3-compatible server (`http://minio:9000`) for s3:// URLs, its addresses checked
     like any URL's; credentials come from the usual AWS variables (`AWS_ACCESS_KEY_ID`, ...).
+    `import_wait_s`: how long a job waits for its dataset's import (a dataset given by URI).
+
+    Datasets of real size: `max_upload_bytes` bounds each uploaded file (streamed to disk, never held in
+    memory); converting it runs under `upload_timeout_s` instead of `request_timeout_s`;
+    `max_dataset_samples` bounds its samples, `max_image_pixels` each image before resizing (uploads and
+    predictions). Predictions with images: at most `max_predict_images` files and `max_predict_bytes` for
+    the whole body. Workers on remote storage (s3://) memory-map datasets from a local copy in
+    `dataset_cache_dir` (default `<home>/cache/datasets`), at most `dataset_cache_bytes` in all.
     """
 
     model_config = SettingsConfigDict(env_prefix="SIMTRAIN_", extra="ignore")
@@ -49,11 +58,20 @@ class Settings(BaseSettings):
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
 
     # request and upload bounds
-    max_upload_bytes: int = Field(default=100 * MiB, ge=1024)
+    max_upload_bytes: int = Field(default=10 * GiB, ge=1024)
     max_json_bytes: int = Field(default=8 * MiB, ge=1024)
     max_epochs: int = Field(default=1000, ge=1, le=100_000)
     max_predict_rows: int = Field(default=1024, ge=1)
     request_timeout_s: float = Field(default=30.0, ge=0, le=3600)  # no answer by then: 503 (0: off)
+
+    # datasets of real size (uploads, their processing, the local cache) and image predictions
+    upload_timeout_s: float = Field(default=3600.0, ge=0, le=86_400)  # converting an upload (0: off)
+    max_dataset_samples: int = Field(default=2_000_000, ge=1)
+    max_image_pixels: int = Field(default=4096 * 4096, ge=64)  # per image, before resizing
+    max_predict_images: int = Field(default=64, ge=1)
+    max_predict_bytes: int = Field(default=32 * MiB, ge=1024)  # a predict body (images)
+    dataset_cache_dir: Path | None = None  # default: <home>/cache/datasets
+    dataset_cache_bytes: int = Field(default=20 * GiB, ge=1)
 
     # execution guard
     lease_seconds: float = Field(default=60.0, gt=0)
@@ -67,12 +85,39 @@ class Settings(BaseSettings):
     max_active_jobs_per_tenant: int = Field(default=100, ge=1)
     max_stored_bytes_per_tenant: int = Field(default=2048 * MiB, ge=1)
 
+    # training data (core.training.feed): features up to train_data_budget_bytes stay on the device, larger
+    # sets stream through train_loader_workers DataLoader processes (0: one per core but one, at most 8)
+    train_data_budget_bytes: int = Field(default=2048 * MiB, ge=0)
+    train_loader_workers: int = Field(default=0, ge=0, le=64)
+
+    # uploaded warm-start weights (POST /v1/weights): the largest safetensors file accepted
+    max_weights_bytes: int = Field(default=2048 * MiB, ge=1024)
+
     # fetching user-given URLs (core.fetch): allow-list and bounds
     fetch_allow: Annotated[tuple[str, ...], NoDecode] = ()
     fetch_timeout_s: float = Field(default=60.0, gt=0, le=3600)
     fetch_max_bytes: int = Field(default=0, ge=0)  # 0: max_upload_bytes
     fetch_max_redirects: int = Field(default=5, ge=0, le=20)
     s3_endpoint_url: str = ""
+    # datasets given by URI (core.dataset_import): a job whose dataset is still importing waits this long
+    # at most (from its creation), then fails naming `dataset`
+    import_wait_s: float = Field(default=3600.0, gt=0, le=7 * 86_400)
+
+    # webhooks (core.webhooks): one attempt is bounded by webhook_timeout_s (name lookup, connect, send and
+    # the answer together; connect alone by webhook_connect_timeout_s); a failed attempt is tried again
+    # after webhook_backoff_s * 2**(n-1) (with jitter, at most webhook_backoff_max_s), webhook_max_attempts
+    # times in all; deliveries go to webhook_queue (empty: the training queue)
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    webhook_backoff_s: float = Field(default=10.0, gt=0, le=3600)
+    webhook_backoff_max_s: float = Field(default=3600.0, gt=0, le=86400)
+    webhook_timeout_s: float = Field(default=15.0, gt=0, le=300)
+    webhook_connect_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    webhook_queue: str = Field(default="", max_length=64)
+    max_webhooks_per_tenant: int = Field(default=20, ge=1, le=1000)
+
+    # experiment tracking (core.tracking): every job is a run on this MLflow tracking server (empty: off);
+    # MLflow's own MLFLOW_* variables (credentials, MLFLOW_HTTP_REQUEST_TIMEOUT, ...) apply to its calls
+    mlflow_tracking_uri: str = Field(default="", max_length=2000)
 
     @field_validator("home")
     @classmethod
@@ -104,6 +149,13 @@ class Settings(BaseSettings):
             raise ValueError("an http(s)://host[:port] URL without credentials (those: AWS_* variables)")
         return v
 
+    @field_validator("mlflow_tracking_uri")
+    @classmethod
+    def _check_mlflow_uri(cls, v: str) -> str:
+        from core.tracking.uri import check_tracking_uri
+
+        return check_tracking_uri(v)
+
     @model_validator(mode="after")
     def _fetch_defaults(self) -> Settings:
         if not self.fetch_max_bytes:
@@ -118,6 +170,8 @@ class Settings(BaseSettings):
             self.broker_url = f"sqla+sqlite:///{self.home / 'broker.db'}"
         if not self.storage_url:
             self.storage_url = str(self.home / "artifacts")
+        if self.dataset_cache_dir is None:
+            self.dataset_cache_dir = self.home / "cache" / "datasets"
         if self.heartbeat_seconds >= self.lease_seconds:
             raise ValueError("heartbeat_seconds must be shorter than lease_seconds")
         return self

@@ -15,6 +15,17 @@ workers do not all send the same job.
 
 Every worker runs it in a daemon thread (`ReconcilerThread`, started on `worker_ready`, every
 `settings.reconcile_seconds`), so no beat process is needed; it is also the `simtrain.reconcile` task.
+
+`reconcile_deliveries(session, settings)` (the same thread, each pass) re-sends the webhook deliveries that
+are due and not in flight (`core.webhooks.state.due_deliveries`: pending, no live lease, task not sent
+within `requeue_after_seconds`), with the same kind of token (`dispatched_at`).
+
+`core.tuning.triggers.resend_stale` (the same thread, each pass) re-sends the step of every active tuning
+study not stepped within `requeue_after_seconds`, so a killed worker or a lost message never loses it.
+
+`reconcile_imports(session, settings)` (the same thread, each pass) re-sends the import of every dataset
+stuck in `importing` without a live claim (`core.dataset_import_claims.stale_imports`: sent longer than
+`requeue_after_seconds` ago and never claimed, or its importer's claim expired), one sender per state.
 """
 
 from __future__ import annotations
@@ -28,12 +39,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from core import dataset_import_claims as imports
 from core.db import Job, JobStatus
 from core.db import jobs as jobdb
 from core.db.types import now as utcnow
 from core.settings import Settings
+from core.tuning.triggers import resend_stale as resend_stale_studies
+from core.webhooks import state as deliveries
 
-__all__ = ["ReconcilerThread", "reconcile_once"]
+__all__ = ["ReconcilerThread", "reconcile_deliveries", "reconcile_imports", "reconcile_once"]
 
 log = logging.getLogger("simtrain.worker.reconcile")
 
@@ -123,6 +137,74 @@ def reconcile_once(
     return report
 
 
+def reconcile_deliveries(
+    session: Session,
+    settings: Settings,
+    *,
+    send: Callable[[str], None] | None = None,
+    now: datetime | None = None,
+) -> dict:
+    """One pass over webhook deliveries. Returns {"sent": [ids re-sent], "skipped": n, "errors": n}."""
+    if send is None:
+        from core.queue import send_delivery
+
+        def send(delivery_id: str) -> None:
+            send_delivery(delivery_id, settings)
+
+    t = now or utcnow()
+    due = deliveries.due_deliveries(session, requeue_after_seconds=settings.requeue_after_seconds, now=t)
+    session.commit()
+    report: dict = {"sent": [], "skipped": 0, "errors": 0}
+    for delivery_id, previous in due:
+        if not deliveries.take_send_token(session, delivery_id, previous, t):
+            report["skipped"] += 1
+            continue
+        try:
+            send(delivery_id)
+        except Exception as exc:  # noqa: BLE001 - broker down: tried again after requeue_after_seconds
+            report["errors"] += 1
+            log.warning("reconcile: cannot send webhook delivery %s: %s", delivery_id, exc)
+            break
+        report["sent"].append(delivery_id)
+    if report["sent"]:
+        log.info("reconcile: re-sent %d webhook deliveries", len(report["sent"]))
+    return report
+
+
+def reconcile_imports(
+    session: Session,
+    settings: Settings,
+    *,
+    send: Callable[[str], None] | None = None,
+    now: datetime | None = None,
+) -> dict:
+    """One pass over dataset imports. Returns {"sent": [ids re-sent], "skipped": n, "errors": n}."""
+    if send is None:
+        from core.queue import send_import
+
+        def send(dataset_id: str) -> None:
+            send_import(dataset_id, settings)
+
+    t = now or utcnow()
+    stale = imports.stale_imports(session, requeue_after_seconds=settings.requeue_after_seconds, now=t)
+    session.commit()
+    report: dict = {"sent": [], "skipped": 0, "errors": 0}
+    for dataset_id, seen in stale:
+        if not imports.take_send_token(session, dataset_id, seen, t):
+            report["skipped"] += 1
+            continue
+        try:
+            send(dataset_id)
+        except Exception as exc:  # noqa: BLE001 - broker down: tried again after requeue_after_seconds
+            report["errors"] += 1
+            log.warning("reconcile: cannot send the import of dataset %s: %s", dataset_id, exc)
+            break
+        report["sent"].append(dataset_id)
+    if report["sent"]:
+        log.info("reconcile: re-sent %d dataset imports", len(report["sent"]))
+    return report
+
+
 class ReconcilerThread(threading.Thread):
     """Calls `reconcile_once` every `settings.reconcile_seconds` until stopped; survives any error."""
 
@@ -137,6 +219,24 @@ class ReconcilerThread(threading.Thread):
     def stop(self) -> None:
         self._stop_event.set()
 
+    def _reconcile_deliveries(self, session: Session) -> None:
+        """The webhook pass; its failure never delays the jobs' pass."""
+        try:
+            reconcile_deliveries(session, self.settings)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("reconcile: webhook deliveries pass failed: %s", str(exc).splitlines()[0][:200])
+            with contextlib.suppress(Exception):
+                session.rollback()
+
+    def _reconcile_imports(self, session: Session) -> None:
+        """The dataset imports' pass; its failure never delays the jobs' pass."""
+        try:
+            reconcile_imports(session, self.settings)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("reconcile: dataset imports pass failed: %s", str(exc).splitlines()[0][:200])
+            with contextlib.suppress(Exception):
+                session.rollback()
+
     def run(self) -> None:
         interval = self.settings.reconcile_seconds
         failures = 0
@@ -146,6 +246,9 @@ class ReconcilerThread(threading.Thread):
             session = self.session_factory()
             try:
                 report = reconcile_once(session, self.settings, send=self.send)
+                self._reconcile_deliveries(session)
+                self._reconcile_imports(session)
+                resend_stale_studies(session, self.settings)  # stale tuning studies (never raises)
                 failures = 0
                 self.passes += 1
                 if report["queued"] or report["expired"] or report["errors"]:

@@ -6,6 +6,12 @@ the stored arrays (`core.dataset_store.store_received`) then runs in a worker th
 deadline (`SIMTRAIN_UPLOAD_TIMEOUT_S`) instead of the request deadline. A client that disconnects
 mid-body leaves nothing behind. No database connection is held while the body streams in.
 
+The same route with a JSON body (`DatasetReferenceCreate`: `uri`, optional `sha256`, `format` and the upload
+options) registers a dataset given by URI (`core.dataset_import.register_reference`): the URI is checked
+against the allow-list at once (422 naming `uri`), the dataset is stored as `importing` and the worker
+imports it (202); the same reference again is the same dataset (200). It cannot be deleted while it
+imports (409).
+
 `GET /v1/datasets` lists the tenant's uploads; the built-in datasets (usable as `builtin:<name>` in a job
 without any upload) are listed separately at `GET /v1/datasets/builtin`.
 """
@@ -13,6 +19,7 @@ without any upload) are listed separately at `GET /v1/datasets/builtin`.
 from __future__ import annotations
 
 import contextlib
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -20,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deadline import extend_deadline
@@ -31,11 +39,13 @@ from api.schemas import (
     BuiltinDatasetPublic,
     DatasetList,
     DatasetPublic,
+    DatasetReferenceCreate,
     UploadForm,
-    upload_request_body,
+    dataset_request_body,
 )
 from api.upload_form import ReceivedForm, receive_form
 from core.data import BUILTIN_DATASETS, parse_image_size
+from core.dataset_import import DatasetReference, register_reference
 from core.dataset_store import (
     BUILTIN_PREFIX,
     UploadOptions,
@@ -46,8 +56,9 @@ from core.dataset_store import (
     store_received,
 )
 from core.db.jobs import ACTIVE
-from core.db.models import Dataset, Job
+from core.db.models import Dataset, DatasetStatus, Job
 from core.errors import Conflict, DatasetError
+from core.settings import Settings
 
 router = APIRouter(prefix=f"{API_PREFIX}/datasets", tags=["datasets"])
 
@@ -83,11 +94,16 @@ def dataset_public(row: Dataset) -> DatasetPublic:
     "",
     response_model=DatasetPublic,
     status_code=status.HTTP_201_CREATED,
-    openapi_extra={"requestBody": upload_request_body()},
+    openapi_extra={"requestBody": dataset_request_body()},
     responses={
         200: {
             "model": DatasetPublic,
-            "description": "the same file with the same options was uploaded before",
+            "description": "the same file with the same options was uploaded before (JSON: the same URI, "
+            "sha256 and options)",
+        },
+        202: {
+            "model": DatasetPublic,
+            "description": "JSON: the dataset is registered; the worker imports it",
         },
         413: {"description": "the file is larger than SIMTRAIN_MAX_UPLOAD_BYTES"},
         422: {"description": "the file or a field cannot be used (the message names the field)"},
@@ -101,7 +117,10 @@ async def upload_dataset(
     settings: SettingsDep,
     tenant: CurrentTenant,
 ):
-    """Upload a dataset: the file part `file` (+ `labels` for an .npy), and the fields of `UploadForm`."""
+    """Upload a dataset: the file part `file` (+ `labels` for an .npy), and the fields of `UploadForm`;
+    or, as JSON, a `DatasetReferenceCreate` to import from its URI."""
+    if _is_json(request):
+        return await _register_reference(request, session, settings, tenant)
     extend_deadline(request.scope, settings.upload_timeout_s)
     await run_in_threadpool(session.commit)  # no connection held while the body streams in
     with contextlib.ExitStack() as scratch:
@@ -143,6 +162,52 @@ def _upload_options(form: ReceivedForm) -> UploadOptions:
     )
 
 
+def _is_json(request: Request) -> bool:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+async def _register_reference(
+    request: Request, session: Session, settings: Settings, tenant: str
+) -> JSONResponse:
+    """The JSON body: register the dataset given by URI (202: its import is queued; 200: known before)."""
+    fields = _reference_fields(await request.body())
+    options = UploadOptions(
+        name=fields.name,
+        label_column=fields.label_column,
+        image_size=parse_image_size(fields.image_size) if fields.image_size is not None else None,
+        resize=fields.resize,
+    )
+    ref = DatasetReference(uri=fields.uri, sha256=fields.sha256, format=fields.format, options=options)
+    row, queued = await run_in_threadpool(register_reference, session, settings, tenant, ref)
+    body = dataset_public(row).model_dump(mode="json")
+    return JSONResponse(body, status_code=status.HTTP_202_ACCEPTED if queued else status.HTTP_200_OK)
+
+
+def _missing(field: str, msg: str) -> dict:
+    return {"type": "missing", "loc": ("body", field), "msg": msg, "input": None}
+
+
+def _reference_fields(raw: bytes) -> DatasetReferenceCreate:
+    """The JSON body validated (422 naming the field); without `uri`, 422 naming `file` and `uri`."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        error = {"type": "json_invalid", "loc": ("body",), "msg": "the body is not valid JSON", "input": None}
+        raise RequestValidationError([error]) from None
+    if isinstance(data, dict) and "uri" not in data:
+        raise RequestValidationError(
+            [
+                _missing("file", "send the dataset file as multipart/form-data, in a part named `file`"),
+                _missing("uri", "or, as JSON, the dataset's `uri`"),
+            ]
+        )
+    try:
+        return DatasetReferenceCreate.model_validate(data)
+    except ValidationError as e:
+        raise RequestValidationError(e.errors(include_url=False)) from None
+
+
 @router.get("", response_model=DatasetList)
 def list_datasets(
     session: SessionDep,
@@ -181,12 +246,17 @@ def get_dataset(dataset_id: str, session: SessionDep, tenant: CurrentTenant) -> 
 @router.delete(
     "/{dataset_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={409: {"description": "a queued or running job uses the dataset"}},
+    responses={409: {"description": "a queued or running job uses the dataset, or it is still importing"}},
 )
 def delete_dataset(
     dataset_id: str, session: SessionDep, storage: StorageDep, tenant: CurrentTenant
 ) -> Response:
     row = get_dataset_row(session, tenant, dataset_id[:64])
+    if row.status == DatasetStatus.importing.value:
+        raise Conflict(
+            f"dataset {row.id} is still importing; delete it once it is ready or failed",
+            details={"status": row.status},
+        )
     active = (
         session.execute(
             select(Job.id)

@@ -1,4 +1,5 @@
-"""Training jobs: create (validated, idempotent, quota-bound), list, get, events (+ SSE), metrics, cancel."""
+"""Training jobs: create (validated, idempotent, quota-bound), list, get, events (+ SSE), metrics, cancel,
+pause and resume."""
 
 from __future__ import annotations
 
@@ -32,12 +33,13 @@ from api.schemas import (
     JobPublic,
 )
 from core.auth import lookup_hash
-from core.dataset_store import dataset_info
+from core.dataset_import import job_dataset, validate_pending_job
 from core.db import jobs as jobstate
 from core.db.models import ApiKey, Job, JobEpoch, JobEvent
 from core.errors import Conflict, NotFound, RateLimited, Unauthorized
 from core.jobspec import JobCreate, validate_job
 from core.status import JOB_TERMINAL, JobStatus
+from core.weights_store import check_init_source
 
 log = logging.getLogger("simtrain.api")
 
@@ -223,14 +225,19 @@ def create_job(
     before = replay()
     if before is not None:
         return job_public(before)
-    info = dataset_info(session, tenant, body.dataset)
-    spec = validate_job(body, info.classes, max_epochs=settings.max_epochs)
+    dataset_ref, info = job_dataset(session, settings, tenant, body.dataset)  # a URI: registered, imported
+    spec = (
+        validate_job(body, info.classes, max_epochs=settings.max_epochs)
+        if info is not None
+        else validate_pending_job(body, max_epochs=settings.max_epochs)  # the dataset is still importing
+    )
+    check_init_source(session, tenant, body.model.init)  # model.init names the tenant's job / weights
     _check_room(session, tenant, settings.max_active_jobs_per_tenant)
     try:
         job = jobstate.create_job(
             session,
             tenant_id=tenant,
-            dataset_ref=body.dataset,
+            dataset_ref=dataset_ref,
             spec=spec,
             epochs=body.training.epochs,
             max_attempts=settings.max_attempts,
@@ -284,6 +291,42 @@ def cancel_job(job_id: str, session: SessionDep, tenant: CurrentTenant) -> JobPu
     new_status = jobstate.request_cancel(session, job.id)
     if new_status in JOB_TERMINAL and new_status != JobStatus.cancelled.value:
         raise Conflict(f"job {job.id} is already {new_status}", details={"status": new_status})
+    session.refresh(job)
+    return job_public(job)
+
+
+@router.post(
+    "/{job_id}/pause",
+    response_model=JobPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={409: {"description": "the job has already ended (its status is named)"}},
+)
+def pause_job(job_id: str, session: SessionDep, tenant: CurrentTenant) -> JobPublic:
+    """A queued job is `paused` at once; a running one checkpoints at its next epoch boundary, frees its
+    worker and becomes `paused`. Idempotent."""
+    job = jobstate.get_for_tenant(session, tenant, job_id)
+    if job.status in JOB_TERMINAL or jobstate.request_pause(session, job.id) is None:
+        session.refresh(job)
+        raise Conflict(f"job {job.id} is already {job.status}", details={"status": job.status})
+    session.refresh(job)
+    return job_public(job)
+
+
+@router.post(
+    "/{job_id}/resume",
+    response_model=JobPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={409: {"description": "the job has already ended (its status is named)"}},
+)
+def resume_job(job_id: str, session: SessionDep, settings: SettingsDep, tenant: CurrentTenant) -> JobPublic:
+    """A paused job is queued again (and sent); it resumes from its checkpoint. Idempotent."""
+    job = jobstate.get_for_tenant(session, tenant, job_id)
+    status_after, send = (None, False) if job.status in JOB_TERMINAL else jobstate.resume(session, job.id)
+    if status_after is None:
+        session.refresh(job)
+        raise Conflict(f"job {job.id} is already {job.status}", details={"status": job.status})
+    if send:
+        dispatch(session, [job.id], settings)
     session.refresh(job)
     return job_public(job)
 

@@ -7,6 +7,7 @@ migrations and these models agree.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -20,6 +21,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -34,6 +37,7 @@ __all__ = [
     "Tenant",
     "ApiKey",
     "Dataset",
+    "DatasetStatus",
     "Job",
     "JobEvent",
     "JobEpoch",
@@ -74,9 +78,23 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
+class DatasetStatus(StrEnum):
+    """A dataset's status: `ready` to train on, `importing` while its data arrives, `failed` (see `error`)."""
+
+    ready = "ready"
+    importing = "importing"
+    failed = "failed"
+
+
 class Dataset(Base):
+    """An uploaded dataset. Its arrays are stored next to `storage_key` (`datasets/{tenant}/{id}/meta.json`
+    beside `x.npy` and `y.npy`; a `.npz` key for datasets stored by earlier versions). The same file with
+    the same options (`options_hash`: label column, image size, resize) is one dataset per tenant."""
+
     __tablename__ = "datasets"
-    __table_args__ = (UniqueConstraint("tenant_id", "sha256", name="uq_datasets_tenant_sha256"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "sha256", "options_hash", name="uq_datasets_tenant_sha256_options"),
+    )
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -90,6 +108,14 @@ class Dataset(Base):
     storage_key: Mapped[str] = mapped_column(String(300))
     stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    status: Mapped[str] = mapped_column(
+        String(16), default=DatasetStatus.ready.value, server_default=DatasetStatus.ready.value
+    )
+    source_uri: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)  # code, message, field
+    preprocessing: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    dtype: Mapped[str] = mapped_column(String(16), default="float32", server_default="float32")
+    options_hash: Mapped[str] = mapped_column(String(64), default="", server_default=text("''"))
 
 
 class Comparison(Base):
@@ -118,6 +144,9 @@ class Job(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.queued.value)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    pause_requested: Mapped[bool] = mapped_column(  # running: pause at the next epoch boundary
+        Boolean, default=False, server_default=false()
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -171,3 +200,109 @@ class JobArtifact(Base):
     content_type: Mapped[str] = mapped_column(String(100))
     storage_key: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+
+
+class Weights(Base):
+    """An uploaded safetensors file a job can warm-start from (`model.init: {"weights": id}`)."""
+
+    __tablename__ = "weights"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    num_tensors: Mapped[int] = mapped_column(Integer)
+    num_parameters: Mapped[int] = mapped_column(BigInteger)
+    dtypes: Mapped[list[str]] = mapped_column(JSONType)
+    classes: Mapped[list[str] | None] = mapped_column(JSONType, nullable=True)
+    storage_key: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+
+
+class DeliveryStatus(StrEnum):
+    """A webhook delivery's status: `pending` (to be tried, `next_attempt_at`), `succeeded` (a 2xx answer),
+    `failed` (every attempt failed)."""
+
+    pending = "pending"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+class Webhook(Base):
+    """A tenant's webhook endpoint (`core.webhooks`): the `url` events are POSTed to, the `events` it wants
+    (names and `prefix.*` patterns) and the `secret` (`whsec_...`) deliveries are signed with, kept
+    server-side so the worker can sign."""
+
+    __tablename__ = "webhooks"
+    __table_args__ = (Index("ix_webhooks_tenant_created", "tenant_id", "created_at", "id"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[str]] = mapped_column(JSONType)
+    description: Mapped[str] = mapped_column(String(200), default="")
+    secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+
+
+class WebhookDelivery(Base):
+    """One event for one webhook (the transactional outbox): `id` (`msg_<hex>`) is the `webhook-id` header
+    of every attempt; `attempt_log` records each attempt (status code, error, duration); a worker holds
+    the row while it sends (`lease_owner` until `lease_expires_at`), like a job."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_webhook_created", "webhook_id", "created_at", "id"),
+        Index("ix_webhook_deliveries_status_next", "status", "next_attempt_at"),
+    )
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.pending.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempt_log: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, onupdate=now)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+__all__ += ["DeliveryStatus", "Webhook", "WebhookDelivery"]
+
+
+class TuningStudy(Base):
+    """A tuning study (`core.tuning`): an Optuna study of the same name in Optuna's own tables (the same
+    database, Optuna's RDB storage) whose trials are jobs. `spec` holds the request and what the driver
+    needs; `trials` and `best` are the table and best trial as of the last step; one driver step at a time
+    holds `step_owner` until `step_expires_at` (`step_again`: another step was asked for meanwhile);
+    `dispatched_at` is the reconciler's send token, `stepped_at` the end of the last step."""
+
+    __tablename__ = "tuning_studies"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key", name="uq_tuning_studies_tenant_idempotency_key"),
+        Index("ix_tuning_studies_tenant_created", "tenant_id", "created_at", "id"),
+        Index("ix_tuning_studies_status", "status"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(16))  # core.tuning.status.TuningStatus
+    trials: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    best: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    step_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    step_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    step_again: Mapped[bool] = mapped_column(Boolean, default=False)
+    stepped_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, onupdate=now)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+__all__ += ["TuningStudy"]

@@ -138,6 +138,7 @@ def test_comparison_fans_out_trains_and_reports_the_childrens_numbers(stack_fact
         "total": 8,
         "queued": 0,
         "running": 0,
+        "paused": 0,
         "succeeded": 8,
         "failed": 0,
         "cancelled": 0,
