@@ -125,6 +125,11 @@ def _train(end: JobEnd):
     storage = make_storage(end.settings.storage_url)
     plan = _build_plan(session, storage, job, end.settings)
     session.commit()  # end the read transaction before the long run
+    if job.epoch == 0 and plan.similarity_spec is not None:  # once, not again on every resume
+        from core.similarity import similarity_warnings
+
+        for message in similarity_warnings(plan.similarity_spec, list(plan.dataset.classes)):
+            end.hooks.on_warning(message)
     end.checkpoints = CheckpointStore(storage, f"jobs/{job_id}/checkpoints")
     return train(plan, end.hooks, end.checkpoints), storage
 
