@@ -154,21 +154,8 @@ def reconcile_deliveries(
     t = now or utcnow()
     due = deliveries.due_deliveries(session, requeue_after_seconds=settings.requeue_after_seconds, now=t)
     session.commit()
-    report: dict = {"sent": [], "skipped": 0, "errors": 0}
-    for delivery_id, previous in due:
-        if not deliveries.take_send_token(session, delivery_id, previous, t):
-            report["skipped"] += 1
-            continue
-        try:
-            send(delivery_id)
-        except Exception as exc:  # noqa: BLE001 - broker down: tried again after requeue_after_seconds
-            report["errors"] += 1
-            log.warning("reconcile: cannot send webhook delivery %s: %s", delivery_id, exc)
-            break
-        report["sent"].append(delivery_id)
-    if report["sent"]:
-        log.info("reconcile: re-sent %d webhook deliveries", len(report["sent"]))
-    return report
+    take = lambda delivery_id, previous: deliveries.take_send_token(session, delivery_id, previous, t)
+    return _resend(due, take, send, "webhook delivery", "webhook deliveries")
 
 
 def reconcile_imports(
@@ -188,20 +175,33 @@ def reconcile_imports(
     t = now or utcnow()
     stale = imports.stale_imports(session, requeue_after_seconds=settings.requeue_after_seconds, now=t)
     session.commit()
+    take = lambda dataset_id, seen: imports.take_send_token(session, dataset_id, seen, t)
+    return _resend(stale, take, send, "the import of dataset", "dataset imports")
+
+
+def _resend(
+    candidates: list[tuple[str, object]],
+    take_token: Callable[[str, object], bool],
+    send: Callable[[str], None],
+    one: str,
+    many: str,
+) -> dict:
+    """Send each candidate whose send token this pass takes (a conditional update: two reconcilers never
+    both send one); stop at the first broker failure (tried again after requeue_after_seconds)."""
     report: dict = {"sent": [], "skipped": 0, "errors": 0}
-    for dataset_id, seen in stale:
-        if not imports.take_send_token(session, dataset_id, seen, t):
+    for item_id, seen in candidates:
+        if not take_token(item_id, seen):
             report["skipped"] += 1
             continue
         try:
-            send(dataset_id)
+            send(item_id)
         except Exception as exc:  # noqa: BLE001 - broker down: tried again after requeue_after_seconds
             report["errors"] += 1
-            log.warning("reconcile: cannot send the import of dataset %s: %s", dataset_id, exc)
+            log.warning("reconcile: cannot send %s %s: %s", one, item_id, exc)
             break
-        report["sent"].append(dataset_id)
+        report["sent"].append(item_id)
     if report["sent"]:
-        log.info("reconcile: re-sent %d dataset imports", len(report["sent"]))
+        log.info("reconcile: re-sent %d %s", len(report["sent"]), many)
     return report
 
 
