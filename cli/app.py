@@ -2,7 +2,7 @@
 
     simtrain --help
     simtrain dev | serve | migrate | worker | keys create/revoke           (cli.service)
-    simtrain submit | status | download | cancel | jobs list               (cli.jobs)
+    simtrain submit | status | download | cancel | pause | resume | jobs list  (cli.jobs)
     simtrain datasets upload | datasets list                               (cli.datasets)
     simtrain compare                                                       (cli.compare)
     simtrain tune                                                          (cli.tune)

@@ -1,10 +1,10 @@
-"""The job commands: `submit`, `status`, `download`, `cancel` and `jobs list`.
+"""The job commands: `submit`, `status`, `download`, `cancel`, `pause`, `resume` and `jobs list`.
 
     simtrain submit --dataset builtin:digits --loss '{"kind":"simloss"}' [--similarity JSON] [--epochs N]
                     [--wait]
     simtrain status JOB [--follow] [--json]
     simtrain download JOB NAME [-o PATH]
-    simtrain cancel JOB
+    simtrain cancel JOB / pause JOB / resume JOB
     simtrain jobs list [--status S] [--limit N] [--cursor C] [--json]
 
 `submit` prints the job's id; with `--wait` it follows the job (a live bar of its epochs on stderr), prints
@@ -140,6 +140,20 @@ def cancel(ctx: typer.Context, job: JobArgument, url: UrlOption = DEFAULT_URL, a
     line(f"job {found['id']}: {found['status']}" + (" (stopping)" if found["status"] == "running" else ""))
 
 
+def pause(ctx: typer.Context, job: JobArgument, url: UrlOption = DEFAULT_URL, api_key: ApiKeyOption = None):
+    """Pause a job: a queued one at once, a running one at its next epoch boundary (resume continues it)."""
+    with connect(ctx, url, api_key) as client:
+        found = client.pause(job)
+    line(f"job {found['id']}: {found['status']}" + (" (pausing)" if found["status"] == "running" else ""))
+
+
+def resume(ctx: typer.Context, job: JobArgument, url: UrlOption = DEFAULT_URL, api_key: ApiKeyOption = None):
+    """Queue a paused job again; it continues from its last checkpoint."""
+    with connect(ctx, url, api_key) as client:
+        found = client.resume(job)
+    line(f"job {found['id']}: {found['status']}")
+
+
 jobs_app = typer.Typer(help="List jobs.", no_args_is_help=True)
 
 
@@ -170,4 +184,6 @@ def register(app: typer.Typer) -> None:
     app.command()(status)
     app.command()(download)
     app.command()(cancel)
+    app.command()(pause)
+    app.command()(resume)
     app.add_typer(jobs_app, name="jobs")

@@ -59,6 +59,14 @@ class JobsMixin(BaseClient):
         """Cancel a queued or running job (202); an ended one is a ConflictError."""
         return self._json("POST", f"/v1/jobs/{seg(job_id)}/cancel")
 
+    def pause(self, job_id: str) -> Job:
+        """Pause a job: a queued one at once, a running one at its next epoch boundary (202, idempotent)."""
+        return self._json("POST", f"/v1/jobs/{seg(job_id)}/pause")
+
+    def resume(self, job_id: str) -> Job:
+        """Queue a paused job again; it continues from its checkpoint (202, idempotent)."""
+        return self._json("POST", f"/v1/jobs/{seg(job_id)}/resume")
+
     def wait(self, job_id: str, *, timeout: float | None = None, poll: float = 1.0) -> Job:
         """Poll until the job is succeeded, failed or cancelled; TimeoutError after `timeout` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout

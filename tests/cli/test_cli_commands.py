@@ -71,7 +71,11 @@ def test_status_json_jobs_list_and_cancel(live):
     table = simtrain(["jobs", "list", "--status", "queued"], url=url, key=svc.key_a, columns=100).stdout
     assert job_id in table and all(len(row) <= 100 for row in table.splitlines())
 
+    assert simtrain(["pause", job_id], url=url, key=svc.key_a).stdout.strip() == f"job {job_id}: paused"
+    assert simtrain(["resume", job_id], url=url, key=svc.key_a).stdout.strip() == f"job {job_id}: queued"
     assert simtrain(["cancel", job_id], url=url, key=svc.key_a).stdout.strip() == f"job {job_id}: cancelled"
+    ended = simtrain(["pause", job_id], url=url, key=svc.key_a)
+    assert ended.exit_code == 1 and "409" in ended.stderr
     again = simtrain(["cancel", job_id], url=url, key=svc.key_a)
     assert again.exit_code == 1
     assert again.stderr.strip() == f"simtrain: 409 conflict: job {job_id} is already cancelled"
