@@ -19,7 +19,20 @@ from cli.output import line
 from core.client import ApiError, SimtrainClient
 from core.client.retry import NO_RETRY
 
-__all__ = ["api_command", "terminate", "wait_forwarding_signals", "wait_ready", "worker_command"]
+__all__ = [
+    "api_command", "die_with_parent", "terminate", "wait_forwarding_signals", "wait_ready", "worker_command",
+]  # fmt: skip
+
+
+def die_with_parent() -> None:
+    """`preexec_fn` of a child: on Linux it gets SIGTERM (a graceful stop: the worker hands its job back)
+    when the process that started it dies, even by SIGKILL, so no child outlives `simtrain dev`."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
 def worker_command(queue: str, concurrency: int, extra: list[str] | None = None) -> list[str]:

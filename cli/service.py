@@ -20,7 +20,14 @@ from typing import Annotated
 import typer
 
 from cli.output import error_line, line
-from cli.processes import api_command, terminate, wait_forwarding_signals, wait_ready, worker_command
+from cli.processes import (
+    api_command,
+    die_with_parent,
+    terminate,
+    wait_forwarding_signals,
+    wait_ready,
+    worker_command,
+)
 
 __all__ = ["register"]
 
@@ -125,9 +132,11 @@ def dev(
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
     # own sessions: a Ctrl-C in the terminal reaches only this process, which stops each child once
+    # and each dies with this one (die_with_parent), even when it is killed without a chance to stop them
+    started = {"env": env, "start_new_session": True, "preexec_fn": die_with_parent}
     procs = [
-        subprocess.Popen(worker_command(settings.queue, concurrency), env=env, start_new_session=True),
-        subprocess.Popen(api_command(host, port), env=env, start_new_session=True),
+        subprocess.Popen(worker_command(settings.queue, concurrency), **started),
+        subprocess.Popen(api_command(host, port), **started),
     ]
     url = f"http://{host}:{port}"
     try:

@@ -52,41 +52,66 @@ def _alive(pid: int, start: int) -> bool:
     return info is not None and info[2] == start and info[1] != "Z"
 
 
+class Dev:
+    """`python -m cli dev` with its output collected; `key()` waits for the `API key:` line."""
+
+    def __init__(self, tmp_path) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cli", "dev", "--port", str(self.port), "--home", str(tmp_path / "home")],
+            cwd=REPO, env=clean_env(device="cpu"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, bufsize=1,
+        )  # fmt: skip
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.output: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.output.append(line)
+            self.lines.put(line)
+
+    def key(self, timeout: float = 120) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.proc.poll() is None, "simtrain dev exited:\n" + self.tail()
+            try:
+                line = self.lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                pytest.fail(f"no `API key:` line within {timeout} s:\n" + self.tail())
+            if match := KEY_LINE.match(line):
+                return match.group(1)
+
+    def tail(self, n: int = 60) -> str:
+        return "".join(self.output[-n:])
+
+    def stop_all(self, family: dict[int, int]) -> None:
+        """Kill what is left: the dev process and only the descendants this test saw."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        for pid, start in (family | _descendants(self.proc.pid)).items():
+            if _alive(pid, start):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _wait_gone(family: dict[int, int], timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while (
+        left := [pid for pid, start in family.items() if _alive(pid, start)]
+    ) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_simtrain_dev_trains_a_job_and_stops_everything_on_sigterm(tmp_path):
-    port = free_port()
-    env = clean_env(device="cpu")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "dev", "--port", str(port), "--home", str(tmp_path / "home")],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        bufsize=1,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    output: list[str] = []
-
-    def read():
-        for line in proc.stdout:
-            output.append(line)
-            lines.put(line)
-
-    threading.Thread(target=read, daemon=True).start()
+    dev = Dev(tmp_path)
+    proc, output, port = dev.proc, dev.output, dev.port
     family: dict[int, int] = {}
     try:
-        key = None
-        deadline = time.monotonic() + 120
-        while key is None:
-            assert proc.poll() is None, "simtrain dev exited:\n" + "".join(output[-60:])
-            try:
-                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            except queue.Empty:
-                pytest.fail("no `API key:` line within 120 s:\n" + "".join(output[-60:]))
-            if match := KEY_LINE.match(line):
-                key = match.group(1)
+        key = dev.key()
         assert any(f"http://127.0.0.1:{port}" in line for line in output)
 
         url = f"http://127.0.0.1:{port}"
@@ -127,18 +152,41 @@ def test_simtrain_dev_trains_a_job_and_stops_everything_on_sigterm(tmp_path):
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=90) == 0, "".join(output[-60:])
-        deadline = time.monotonic() + 15
-        while (
-            left := [pid for pid, start in family.items() if _alive(pid, start)]
-        ) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        left = _wait_gone(family, 15)
         assert not left, f"still running after simtrain dev stopped: {left}\n" + "".join(output[-40:])
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"{url}/healthz", timeout=2)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        for pid, start in (family | _descendants(proc.pid)).items():  # only what this test started
-            if _alive(pid, start):
-                os.kill(pid, signal.SIGKILL)
+        dev.stop_all(family)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_no_child_outlives_a_killed_simtrain_dev(tmp_path):
+    """SIGKILL leaves `simtrain dev` no chance to stop its children: they get SIGTERM from the kernel
+    (die_with_parent), stop gracefully and are gone."""
+    dev = Dev(tmp_path)
+    family: dict[int, int] = {}
+    try:
+        dev.key()
+        deadline = time.monotonic() + 60
+        while True:
+            family = _descendants(dev.proc.pid)
+            if any(b"celery" in _cmdline(pid) for pid in family):
+                break
+            assert time.monotonic() < deadline, dev.tail()
+            time.sleep(0.2)
+        family |= _descendants(dev.proc.pid)
+        dev.proc.kill()
+        dev.proc.wait(10)
+        left = _wait_gone(family, 60)
+        assert not left, f"children of a killed simtrain dev still running: {left}\n" + dev.tail()
+    finally:
+        dev.stop_all(family)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
