@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -135,6 +135,32 @@ class BaseClient:
             cursor = page.get("next_cursor")
             if not cursor:
                 return
+
+    def _watch(
+        self, get: Callable[[], Any], terminal: Collection[str], interval: float, timeout: float | None
+    ) -> Iterator[Any]:
+        """`get()` now and after every `interval` seconds, until its `status` is terminal or `timeout`
+        seconds passed (the last one yielded is then still running)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            found = get()
+            yield found
+            if found["status"] in terminal:
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            time.sleep(max(interval, 0.05))
+
+    def _wait(
+        self, get: Callable[[], Any], terminal: Collection[str], poll: float, timeout: float | None, what: str
+    ) -> Any:
+        """The last of `_watch`: the ended resource; TimeoutError naming `what` when it has not ended."""
+        found = None
+        for found in self._watch(get, terminal, poll, timeout):
+            pass
+        if found["status"] not in terminal:
+            raise TimeoutError(f"{what} is still {found['status']} after {timeout} s")
+        return found
 
     def _timeout(self, read: float | None) -> httpx.Timeout:
         """The client's timeouts with another read timeout (streams wait longer between bytes)."""

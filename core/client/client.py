@@ -20,7 +20,9 @@ from core.client.types import Health
 __all__ = ["SimtrainClient"]
 
 
-class SimtrainClient(DatasetsMixin, JobsMixin, ArtifactsMixin, ComparisonsMixin, SimilarityMixin, TuningMixin):
+class SimtrainClient(
+    DatasetsMixin, JobsMixin, ArtifactsMixin, ComparisonsMixin, SimilarityMixin, TuningMixin
+):
     """A typed client of the simtrain API (see `core.client`). Not thread-safe across `close()`."""
 
     def __enter__(self) -> SimtrainClient:

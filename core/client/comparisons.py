@@ -18,7 +18,6 @@ the cross-entropy baseline.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -76,27 +75,14 @@ class ComparisonsMixin(BaseClient):
     ) -> Iterator[Comparison]:
         """The comparison now and after every `interval` seconds, until it has ended or `timeout` seconds
         passed (the last one yielded is then still running)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            comp = self.get_comparison(comparison_id)
-            yield comp
-            if comp["status"] in COMPARISON_TERMINAL:
-                return
-            if deadline is not None and time.monotonic() >= deadline:
-                return
-            time.sleep(max(interval, 0.05))
+        return self._watch(lambda: self.get_comparison(comparison_id), COMPARISON_TERMINAL, interval, timeout)
 
     def wait_comparison(
         self, comparison_id: str, *, timeout: float | None = None, poll: float = 2.0
     ) -> Comparison:
         """Poll until the comparison has ended; TimeoutError after `timeout` seconds."""
-        comp = None
-        for comp in self.watch_comparison(comparison_id, interval=poll, timeout=timeout):
-            pass
-        assert comp is not None
-        if comp["status"] not in COMPARISON_TERMINAL:
-            raise TimeoutError(f"comparison {comparison_id} is still {comp['status']} after {timeout} s")
-        return comp
+        get = lambda: self.get_comparison(comparison_id)
+        return self._wait(get, COMPARISON_TERMINAL, poll, timeout, f"comparison {comparison_id}")
 
     def comparison_sweep(self, comparison_id: str) -> dict[str, Any] | None:
         """The report's `sweep` block (axes, and per headline metric a row per variant and grid point:

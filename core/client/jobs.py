@@ -69,14 +69,7 @@ class JobsMixin(BaseClient):
 
     def wait(self, job_id: str, *, timeout: float | None = None, poll: float = 1.0) -> Job:
         """Poll until the job is succeeded, failed or cancelled; TimeoutError after `timeout` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            job = self.get_job(job_id)
-            if job["status"] in JOB_TERMINAL:
-                return job
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"job {job_id} is still {job['status']} after {timeout} s")
-            time.sleep(poll)
+        return self._wait(lambda: self.get_job(job_id), JOB_TERMINAL, poll, timeout, f"job {job_id}")
 
     def events(self, job_id: str, *, after: int = 0, limit: int = 500) -> list[Event]:
         params = {"after": after, "limit": limit}

@@ -16,7 +16,6 @@ fields of the API's `TuningPublic` / `TuningSummary` (`TuningStudy` / `TuningStu
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -62,25 +61,12 @@ class TuningMixin(BaseClient):
     ) -> Iterator[TuningStudy]:
         """The study now and after every `interval` seconds, until it has ended or `timeout` seconds
         passed (the last one yielded is then still running)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            study = self.get_tuning(study_id)
-            yield study
-            if study["status"] in TUNING_TERMINAL:
-                return
-            if deadline is not None and time.monotonic() >= deadline:
-                return
-            time.sleep(max(interval, 0.05))
+        return self._watch(lambda: self.get_tuning(study_id), TUNING_TERMINAL, interval, timeout)
 
     def wait_tuning(self, study_id: str, *, timeout: float | None = None, poll: float = 2.0) -> TuningStudy:
         """Poll until the study has ended; TimeoutError after `timeout` seconds."""
-        study = None
-        for study in self.watch_tuning(study_id, interval=poll, timeout=timeout):
-            pass
-        assert study is not None
-        if study["status"] not in TUNING_TERMINAL:
-            raise TimeoutError(f"tuning study {study_id} is still {study['status']} after {timeout} s")
-        return study
+        get = lambda: self.get_tuning(study_id)
+        return self._wait(get, TUNING_TERMINAL, poll, timeout, f"tuning study {study_id}")
 
     def tuning_report(self, study_id: str) -> str:
         """The report page (Optuna's optimisation history and parameter importances), self-contained."""
