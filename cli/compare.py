@@ -32,7 +32,7 @@ from cli.jobfields import (
     SweepOption,
     comparison_body,
 )
-from cli.output import err, error_line, line, out, print_json
+from cli.output import announce_created, err, error_line, line, out, print_json
 from cli.progress import ComparisonProgress
 from cli.tables import summary_caption, summary_table, sweep_caption, sweep_table
 from core.client import SimtrainClient
@@ -129,14 +129,8 @@ def compare(
             body = comparison_body(fields, variant or [], seeds, sweep)
             created = client.create_comparison(body, idempotency_key=idempotency_key)
             comp_id = created["id"]
-            if no_wait:
-                if json_:
-                    print_json(created)
-                else:
-                    typer.echo(comp_id)
+            if announce_created(created, no_wait=no_wait, json_=json_):
                 return
-            if not json_:
-                typer.echo(comp_id)
         comp = watch(client, comp_id, interval=interval, timeout=timeout, json_mode=json_)
         if comp["status"] not in COMPARISON_TERMINAL:
             error_line(f"comparison {comp_id} is still {comp['status']} after {timeout}s")

@@ -22,7 +22,7 @@ from rich.text import Text
 from core.client import ApiError
 from core.errors import SimtrainError
 
-__all__ = ["err", "error_line", "error_text", "line", "out", "print_json"]
+__all__ = ["announce_created", "err", "error_line", "error_text", "line", "out", "print_json"]
 
 
 def out() -> Console:
@@ -40,6 +40,16 @@ def line(text: str, *, stderr: bool = False) -> None:
 
 def print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2))
+
+
+def announce_created(created: dict[str, Any], *, no_wait: bool, json_: bool) -> bool:
+    """Say what was created (its id, or with --no-wait --json the whole body); True when the command is
+    done (--no-wait), False when it goes on to watch (with --json nothing is printed yet)."""
+    if no_wait and json_:
+        print_json(created)
+    elif no_wait or not json_:
+        typer.echo(created["id"])
+    return no_wait
 
 
 def error_text(exc: BaseException | str) -> str:

@@ -39,7 +39,7 @@ from cli.jobfields import (
     TrainingOption,
     json_option,
 )
-from cli.output import err, error_line, line, out, print_json
+from cli.output import announce_created, err, error_line, line, out, print_json
 from core.client import SimtrainClient
 from core.tuning.status import TUNING_TERMINAL, TuningStatus
 
@@ -211,14 +211,8 @@ def tune(
                                pruner=pruner, seed=seed)  # fmt: skip
             created = client.create_tuning(body, idempotency_key=idempotency_key)
             study_id = created["id"]
-            if no_wait:
-                if json_:
-                    print_json(created)
-                else:
-                    typer.echo(study_id)
+            if announce_created(created, no_wait=no_wait, json_=json_):
                 return
-            if not json_:
-                typer.echo(study_id)
         study = watch(client, study_id, interval=interval, timeout=timeout, json_mode=json_)
         if study["status"] not in TUNING_TERMINAL:
             error_line(f"tuning study {study_id} is still {study['status']} after {timeout}s")
