@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.db import Job
 from core.db import jobs as jobstate
 from core.db.jobs import request_hash
 from core.queue import send_train
@@ -24,11 +26,12 @@ BROKER_DOWN = "the broker is unreachable; the job stays queued and is sent when 
 
 
 def dispatch(session: Session, job_ids: list[str], settings: Settings) -> None:
-    """Send each job's task and mark it dispatched; after the first broker failure the rest wait for the
-    reconciler. Commits."""
+    """Send each job's task (to its queue, with its priority: `core.routing`) and mark it dispatched; after
+    the first broker failure the rest wait for the reconciler. Commits."""
+    specs = dict(session.execute(select(Job.id, Job.spec).where(Job.id.in_(job_ids))).tuples().all())
     for n, job_id in enumerate(job_ids):
         try:
-            send_train(job_id, settings)
+            send_train(job_id, settings, spec=specs.get(job_id))
         except Exception as exc:  # noqa: BLE001 - any broker failure: the reconciler sends them later
             log.warning("could not dispatch job %s: %s", job_id, exc)
             for rest in job_ids[n:]:

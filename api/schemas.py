@@ -242,6 +242,11 @@ class JobPublic(BaseModel):
     device: str | None = Field(default=None, max_length=32)
     train_seconds: float | None = None
     cancel_requested: bool
+    pause_requested: bool = Field(default=False, description="running: it pauses at its next epoch")
+    priority: str = Field(default="normal", max_length=8, description="low, normal or high (core.routing)")
+    resources: dict[str, Any] = Field(
+        default_factory=lambda: {"device": "auto"}, description="`device`: auto, cpu or gpu (core.routing)"
+    )
     idempotency_key: str | None = Field(default=None, max_length=200)
     created_at: datetime
     updated_at: datetime

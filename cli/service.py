@@ -3,7 +3,9 @@
     simtrain dev [--port 8000] [--home DIR]     everything on this machine: SQLite, embedded broker, a worker
     simtrain migrate                            create / upgrade the database schema (Alembic)
     simtrain serve [--host H] [--port P]        migrate, then run the API (uvicorn)
-    simtrain worker [--concurrency N]           run a Celery worker on the configured queue
+    simtrain worker [--concurrency N] [--device auto|cpu|gpu]
+                                                run a Celery worker on the configured queue and the
+                                                queue of its device kind (`core.routing`)
     simtrain keys create --tenant NAME          print a new API key for the tenant (created if new)
     simtrain keys revoke KEY
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -81,8 +84,22 @@ def serve(
     uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers)
 
 
+class WorkerDevice(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    gpu = "gpu"
+
+
 def worker(
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="worker processes")] = 1,
+    device: Annotated[
+        WorkerDevice | None,
+        typer.Option(
+            help="the worker's kind: which device queue it takes jobs from (default: $SIMTRAIN_WORKER_DEVICE, "
+            "else auto: gpu when CUDA is available); a cpu worker never takes a gpu job",
+            show_default=False,
+        ),
+    ] = None,
     grace: Annotated[
         float,
         typer.Option(
@@ -91,7 +108,10 @@ def worker(
     ] = 100.0,
 ) -> None:
     """Run a training worker (Celery)."""
-    proc = subprocess.Popen(worker_command(_settings().queue, concurrency), start_new_session=True)
+    env = dict(os.environ)
+    if device is not None:
+        env["SIMTRAIN_WORKER_DEVICE"] = device.value
+    proc = subprocess.Popen(worker_command(_settings().queue, concurrency), env=env, start_new_session=True)
     raise typer.Exit(wait_forwarding_signals([proc], grace=grace))
 
 

@@ -22,9 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from core.decision_spec import DecisionRule, DecisionThreshold, check_heads_and_decision
 from core.errors import SpecError
-from core.losses import LossSpec, build_loss, parse_loss_spec
+from core.losses import LossSpec, parse_loss_spec
 from core.models import ModelSpec
-from core.similarity import MAX_CLASSES, SimilaritySpec, build_similarity
+from core.routing import JobPriority, JobResources
+from core.similarity import MAX_CLASSES, SimilaritySpec
 from core.tracking.spec import TrackingSpec
 from core.training import TrainingSpec
 from core.training.spec import check_augment
@@ -72,6 +73,8 @@ class JobCreate(BaseModel):
     tracking: TrackingSpec | None = Field(default=None, description="the job's MLflow run (core.tracking)")
     decision: DecisionRule = Field(default="argmax", description="how predict answers (core.decision_spec)")
     decision_threshold: DecisionThreshold = Field(default=0.5, description="median rule: P(y > k) > it")
+    priority: JobPriority = Field(default="normal", description="its place in the queue (core.routing)")
+    resources: JobResources = Field(default_factory=JobResources, description="the worker it needs")
 
 
 def validate_job(
@@ -103,6 +106,9 @@ def validate_job(
     check_test_dataset(job, classes, test_info, feature_shape=feature_shape, dtype=dtype)
     spec = job.model_dump(mode="json")
     spec["classes"] = classes
+    from core.losses import build_loss  # torch: loaded by the first job validated, not by the import
+    from core.similarity import build_similarity
+
     sim_spec = spec.get("similarity")
     similarity = build_similarity(sim_spec, classes) if sim_spec is not None else None
     check_heads_and_decision(spec, classes)  # model.head, loss.kind and decision go together

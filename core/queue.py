@@ -3,8 +3,15 @@
 The API never imports `worker/`: it sends by task name with `send_train(job_id)`. Delivery is at least
 once (`acks_late`, `task_reject_on_worker_lost`); the job's database lease makes execution once.
 
+A training task goes to the queue of the device its job asks for, with its job's priority
+(`core.routing.route_for`: `<queue>`, `<queue>.cpu` or `<queue>.gpu`; Redis priority 3 / 6 / 9 for high /
+normal / low). Every sender routes the same way, so a re-sent job (hand-back, reconciler, resume) keeps its
+queue and its place: `send_train` reads the job's stored spec when it is not given one.
+
     from core.queue import send_train
-    send_train(job_id)
+    send_train(job_id)              # routed by the job's stored spec (one primary-key read)
+    send_train(job_id, spec=spec)   # routed by the spec at hand
+    app.send_task(TRAIN_TASK, args=[job_id], **train_route(job_id, settings))   # the same, by another app
     send_delivery("msg_...")        # one webhook delivery (core.webhooks), on `webhook_queue(settings)`
     send_tuning_step(study_id)      # one step of a tuning study's driver (core.tuning.driver)
     send_import(dataset_id)         # the import of a dataset given by URI (core.dataset_import)
@@ -18,7 +25,9 @@ from typing import Any
 from celery import Celery
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport.sqlalchemy import Transport as SqlaTransport
+from sqlalchemy import select
 
+from core.routing import PRIORITY_STEPS, REDIS_SEP, TrainRoute, route_for
 from core.settings import Settings, get_settings
 
 __all__ = [
@@ -34,6 +43,7 @@ __all__ = [
     "send_import",
     "send_train",
     "send_tuning_step",
+    "train_route",
     "webhook_queue",
 ]
 
@@ -65,6 +75,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "socket_timeout": 10,
             "retry_on_timeout": True,
             "health_check_interval": 10,
+            # message priorities (core.routing): one list per step, popped in step order (lower first);
+            # among queues at one step, round robin, so a device queue is not starved by `<queue>`
+            "priority_steps": list(PRIORITY_STEPS),
+            "sep": REDIS_SEP,
+            "queue_order_strategy": "round_robin",
         }
     return {
         "broker_url": settings.broker_url,
@@ -106,10 +121,31 @@ def broker_client(settings: Settings | None = None) -> Celery:
     return _client(settings.broker_url, settings.queue)
 
 
-def send_train(job_id: str, settings: Settings | None = None) -> None:
-    """Send one training task. Raises when the broker cannot be reached (the reconciler sends it later)."""
+@lru_cache(maxsize=4)
+def _spec_reader(database_url: str):
+    from core.db import make_engine, make_sessionmaker
+
+    return make_sessionmaker(make_engine(database_url, pool_size=2))
+
+
+def train_route(job_id: str, settings: Settings, spec: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`send_task` keywords (queue, priority) of the job's training task: by `spec`, else by the job's stored
+    spec (an unknown job: the default queue, normal priority). Raises when the database cannot be read."""
+    if spec is None:
+        from core.db import Job
+
+        with _spec_reader(settings.database_url)() as session:
+            spec = session.execute(select(Job.spec).where(Job.id == job_id)).scalar_one_or_none()
+    route: TrainRoute = route_for(spec, settings)
+    return {"queue": route.queue, "priority": route.priority}
+
+
+def send_train(job_id: str, settings: Settings | None = None, *, spec: dict[str, Any] | None = None) -> None:
+    """Send one training task, routed by `spec` or the job's stored spec (`train_route`). Raises when the
+    broker (or the database, to read the spec) cannot be reached: the reconciler sends it later."""
     settings = settings or get_settings()
-    broker_client(settings).send_task(TRAIN_TASK, args=[job_id], queue=settings.queue)
+    route = train_route(job_id, settings, spec)
+    broker_client(settings).send_task(TRAIN_TASK, args=[job_id], **route)
 
 
 def webhook_queue(settings: Settings) -> str:

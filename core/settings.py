@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     storage_url: str = ""
     queue: str = Field(default="simtrain", min_length=1, max_length=64)
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    # the worker's kind (core.routing): which device queue it consumes; auto: gpu when CUDA is available
+    worker_device: str = Field(default="auto", pattern=r"^(auto|cpu|gpu)$")
 
     # request and upload bounds
     max_upload_bytes: int = Field(default=10 * GiB, ge=1024)

@@ -22,7 +22,14 @@ Pool: `solo` (the default set here; `--pool solo` on the command line says the s
     remote-control commands (`celery inspect`), which simtrain does not use; job liveness is the database
     lease, renewed by a heartbeat thread.
 
+Queues (`core.routing`): the worker consumes the queues `-Q` names (default: `settings.queue`) and, when
+they include `settings.queue`, the device queue of its kind too: `<queue>.cpu` or `<queue>.gpu`. The kind is
+`SIMTRAIN_WORKER_DEVICE` (`simtrain worker --device cpu|gpu`), or, when that is `auto`, gpu if
+`torch.cuda.is_available()`. The other kind's queue is dropped even when `-Q` names it, so a CPU worker
+never takes a GPU job; a worker told it is a GPU worker on a machine without CUDA refuses to start.
+
 Signals:
+- `celeryd_after_setup` (after `-Q` is applied): add this worker's device queue (see "Queues").
 - `worker_init`: import torch and the training engine before consuming (the first job starts at once).
 - `worker_ready`: start the reconciler thread (`worker.reconcile.ReconcilerThread`, every
   `settings.reconcile_seconds`), so no separate beat process is needed.
@@ -36,9 +43,16 @@ import logging
 import os
 import sys
 
-from celery.signals import after_setup_logger, worker_init, worker_ready, worker_shutting_down
+from celery.signals import (
+    after_setup_logger,
+    celeryd_after_setup,
+    worker_init,
+    worker_ready,
+    worker_shutting_down,
+)
 
 from core.queue import make_celery
+from core.routing import DEVICE_KINDS, device_queue, worker_kind
 from core.settings import get_settings
 from worker.hooks import request_shutdown
 from worker.reconcile import ReconcilerThread
@@ -76,6 +90,22 @@ def _setup_logging(logger=None, loglevel=None, **_kw) -> None:
         ours.propagate = False
 
 
+@celeryd_after_setup.connect
+def _device_queues(**_kw) -> None:
+    """Consume this worker's device queue next to the training queue; never the other kind's."""
+    current = get_settings()
+    kind = worker_kind(current)
+    if kind == "gpu" and current.worker_device == "gpu":
+        import torch
+
+        if not torch.cuda.is_available():  # SystemExit: Celery logs and swallows other errors of handlers
+            raise SystemExit("simtrain: SIMTRAIN_WORKER_DEVICE=gpu, but CUDA is not available here")
+    queues = celery_app.amqp.queues
+    if current.queue in queues.consume_from:
+        queues.select_add(device_queue(current.queue, kind))
+    queues.deselect([device_queue(current.queue, other) for other in DEVICE_KINDS if other != kind])
+
+
 @worker_init.connect
 def _preload(**_kw) -> None:
     """Import the heavy modules (torch, the engine, ONNX export) before taking work: fail fast, start fast."""
@@ -93,10 +123,12 @@ def _preload(**_kw) -> None:
 def _on_worker_ready(sender=None, **_kw) -> None:
     global _reconciler
     current = get_settings()
+    consumed = celery_app.amqp.queues.consume_from
     log.info(
-        "simtrain worker ready (pid %d, queue %s, lease %gs, heartbeat %gs, reconcile every %gs)",
+        "simtrain worker ready (pid %d, %s worker, queues %s, lease %gs, heartbeat %gs, reconcile every %gs)",
         os.getpid(),
-        current.queue,
+        worker_kind(current),
+        ",".join(sorted(consumed)),
         current.lease_seconds,
         current.heartbeat_seconds,
         current.reconcile_seconds,

@@ -1,6 +1,7 @@
 """The reconciler: the database is the source of truth, the broker is only a doorbell.
 
-`reconcile_once(session, settings)` re-sends the training task of every job the broker may have lost:
+`reconcile_once(session, settings)` re-sends the training task of every job the broker may have lost, to
+the job's own queue with its own priority (`core.routing.route_for` on its stored spec, as the first send):
 
 - queued jobs not dispatched within `settings.requeue_after_seconds` (the API could not reach the
   broker, Redis restarted without persistence, a message was dropped), and
@@ -73,12 +74,14 @@ def reconcile_once(
     send: Callable[[str], None] | None = None,
     now: datetime | None = None,
 ) -> dict:
-    """One pass. Returns {"queued": [ids re-sent], "expired": [ids re-sent], "skipped": n, "errors": n}."""
+    """One pass. Returns {"queued": [ids re-sent], "expired": [ids re-sent], "skipped": n, "errors": n}.
+    Each job goes to its own queue with its own priority (`core.routing`, from the spec read here)."""
+    specs: dict[str, dict] = {}
     if send is None:
         from core.queue import send_train
 
         def send(job_id: str) -> None:
-            send_train(job_id, settings)
+            send_train(job_id, settings, spec=specs.get(job_id))
 
     t = now or utcnow()
     cutoff = t - timedelta(seconds=settings.requeue_after_seconds)
@@ -98,6 +101,7 @@ def reconcile_once(
         .all()
     )
     session.commit()
+    specs.update({job.id: dict(job.spec or {}) for job in rows})
     for job in rows:
         expired = job.status == JobStatus.running.value
         if expired:

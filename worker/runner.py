@@ -23,7 +23,8 @@ How a run ends:
 | `SimtrainError` (NaN loss, data)  | failed with the error's code; not retried        |
 | any other exception               | failed `internal_error`; traceback logged        |
 
-A job that ends succeeded or failed never resumes, so its checkpoints are deleted then (best effort).
+A job that fails never resumes, so its checkpoints are deleted then (best effort); a succeeded job keeps
+those its `training.keep_checkpoints` retention left (listed and warm-started from).
 Each way out is one method of `worker.outcomes.JobEnd`; the hooks the engine calls are
 `worker.hooks.JobHooks`.
 """
@@ -41,6 +42,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.db import Job, make_engine, make_sessionmaker
 from core.db import jobs as jobdb
 from core.errors import SimtrainError
+from core.routing import train_device, worker_kind
 from core.settings import Settings, get_settings
 from worker.heartbeat import Heartbeat
 from worker.hooks import JobHooks, request_shutdown, shutdown_requested
@@ -161,7 +163,7 @@ def _build_plan(session: Session, storage, job: Job, settings: Settings):
         loss_spec=spec.get("loss") or {"kind": "cross_entropy"},
         model_spec=model_spec,
         training=spec.get("training") or {},
-        device=settings.device,  # "auto" -> cuda when available (core.training.resolve_device)
+        device=train_device(spec, settings, worker_kind(settings)),  # the job's resources.device, this worker
         init=resolve_init(session, storage, job.tenant_id, init_spec) if init_spec else None,
         data_budget_bytes=settings.train_data_budget_bytes,
         loader_workers=settings.train_loader_workers or None,

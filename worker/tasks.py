@@ -2,7 +2,10 @@
 `core.queue.DELIVER_TASK`, `core.queue.TUNING_STEP_TASK`).
 
 `simtrain.train_job(job_id)` runs `worker.runner.run_job`; a worker in warm shutdown takes no new job: it
-rejects the message with requeue (back to the queue for the next worker) without claiming. Delivery is at
+rejects the message with requeue (back to the queue for the next worker) without claiming. Every training
+task it sends goes to its job's queue with its job's priority (`core.queue.train_route`), and a job whose
+queue this worker does not consume (a GPU job on a CPU worker, sent to the wrong queue) is sent on to its
+own queue unclaimed: it never runs on the wrong kind of worker (`core.routing`). Delivery is at
 least once (acks_late, reject on worker lost, Redis visibility timeout, the reconciler); the database claim makes execution once. The task
 itself never fails because of the job: expected and unexpected training errors end the job as `failed`
 inside `run_job`. Only a database outage before the claim is retried here (a few times, with a delay);
@@ -38,7 +41,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from core.dataset_import import import_dataset as run_import
 from core.dataset_import import import_wait, waiting_jobs
 from core.db import jobs as jobdb
-from core.queue import DELIVER_TASK, IMPORT_TASK, RECONCILE_TASK, TRAIN_TASK, TUNING_STEP_TASK, webhook_queue
+from core.queue import (
+    DELIVER_TASK,
+    IMPORT_TASK,
+    RECONCILE_TASK,
+    TRAIN_TASK,
+    TUNING_STEP_TASK,
+    train_route,
+    webhook_queue,
+)
+from core.routing import worker_kind, worker_queues
 from core.settings import get_settings
 from core.tuning.driver import run_step
 from core.tuning.triggers import after_job
@@ -61,12 +73,14 @@ log = logging.getLogger("simtrain.worker.tasks")
 )
 def train_job(self, job_id: str) -> str:
     def resend(jid: str) -> None:
-        self.app.send_task(TRAIN_TASK, args=[jid], queue=get_settings().queue)
+        self.app.send_task(TRAIN_TASK, args=[jid], **train_route(jid, get_settings()))
 
     if shutdown_requested.is_set():  # warm shutdown: take no new job, leave the message for the next worker
         log.info("job %s: worker shutting down; message left for redelivery", job_id)
         raise Reject("worker shutting down", requeue=True)
     try:
+        if _misrouted(self, str(job_id)):
+            return "rerouted"
         if _waits_for_import(self, str(job_id)):
             return "waiting_for_dataset"
         outcome = run_job(str(job_id), resend=resend)
@@ -77,6 +91,17 @@ def train_job(self, job_id: str) -> str:
         raise self.retry(exc=exc, countdown=5) from None
     after_job(session_factory(get_settings()), str(job_id))  # a tuning trial that ended: its study steps
     return outcome.value
+
+
+def _misrouted(task, job_id: str) -> bool:
+    """True when the job belongs on a queue this worker does not consume: it is sent there, unclaimed."""
+    settings = get_settings()
+    route = train_route(job_id, settings)
+    if route["queue"] in worker_queues(settings, worker_kind(settings)):
+        return False
+    task.app.send_task(TRAIN_TASK, args=[job_id], **route)
+    log.warning("job %s: not for a %s worker; sent on to %s", job_id, worker_kind(settings), route["queue"])
+    return True
 
 
 def _waits_for_import(task, job_id: str) -> bool:
@@ -91,7 +116,7 @@ def _waits_for_import(task, job_id: str) -> bool:
         session.commit()
     finally:
         session.close()
-    task.app.send_task(TRAIN_TASK, args=[job_id], queue=settings.queue, countdown=wait)
+    task.app.send_task(TRAIN_TASK, args=[job_id], countdown=wait, **train_route(job_id, settings))
     log.info("job %s: its dataset is importing; trying again in %.1f s", job_id, wait)
     return True
 
@@ -118,7 +143,7 @@ def import_dataset(self, dataset_id: str) -> str:
         raise self.retry(exc=exc, countdown=5) from None
     for job_id in waiting:  # the jobs that waited for this import: run (or fail) them now
         try:
-            self.app.send_task(TRAIN_TASK, args=[job_id], queue=settings.queue)
+            self.app.send_task(TRAIN_TASK, args=[job_id], **train_route(job_id, settings))
         except Exception as exc:  # noqa: BLE001 - the broker is down: their own retries come anyway
             log.warning("job %s: not sent after its dataset's import (%s)", job_id, exc)
             break

@@ -58,9 +58,11 @@ class Service:
         if url.startswith("redis://"):
             import redis
 
+            from core.routing import redis_lists
+
             client = redis.Redis.from_url(url)
-            try:
-                return int(client.llen(self.settings.queue))
+            try:  # one list per priority step (core.routing)
+                return sum(int(client.llen(key)) for key in redis_lists(self.settings.queue))
             finally:
                 client.close()
         import sqlalchemy as sa
