@@ -5,8 +5,9 @@
     row = get_weights_row(session, tenant_id, weights_id)         # NotFound, also for another tenant's id
     delete_weights(session, storage, tenant_id, weights_id)       # Conflict while an active job uses it
     weights_stored_bytes(session, tenant_id)                      # what the tenant's uploads occupy
-    check_init_source(session, tenant_id, spec.model.init)        # at submission: SpecError("model.init.*")
+    check_init_source(session, tenant_id, spec.model.init, storage)  # at submission: SpecError(model.init.*)
     init = resolve_init(session, storage, tenant_id, {"from_job": JOB_ID})   # in the worker: InitWeights
+    init = resolve_init(session, storage, tenant_id, {"from_job": JOB_ID, "checkpoint": 7})  # one checkpoint
 
 An upload is never unpickled: a pickle (`torch.save`'s legacy format) or a zip (`torch.save`'s default,
 `.pt` / `.pth`) is recognised by its first bytes and refused before anything else reads the file. The
@@ -18,9 +19,11 @@ stored-bytes quota with the datasets': `weights_stored_bytes` is what dataset up
 the form field (`file`, `classes`).
 
 `resolve_init` loads the tensors a warm start begins from: `{"from_job": ID}` (a succeeded job of the
-same tenant: its `model.safetensors`, classes from its `model.json`) or `{"weights": ID}` (an upload,
-with the classes given then, if any). Anything unusable is `SpecError("model.init.from_job" |
-"model.init.weights")`, so the job fails as invalid.
+same tenant: its `model.safetensors`, classes from its `model.json`), `{"from_job": ID, "checkpoint":
+EPOCH}` (the model state of one of that job's kept checkpoints, `core.checkpoint`; source
+`job:ID/checkpoints/EPOCH`) or `{"weights": ID}` (an upload, with the classes given then, if any).
+Anything unusable is `SpecError("model.init.from_job" | "model.init.checkpoint" | "model.init.weights")`,
+so the job fails as invalid.
 """
 
 from __future__ import annotations
@@ -309,14 +312,21 @@ def _source_job(session: Session, tenant_id: str, job_id: str) -> Job:
     return job
 
 
-def check_init_source(session: Session, tenant_id: str, init_spec: InitSpec | Mapping | None) -> None:
+def check_init_source(
+    session: Session, tenant_id: str, init_spec: InitSpec | Mapping | None, storage: Storage | None = None
+) -> None:
     """At submission: the warm-start source names the tenant's succeeded job or uploaded weights
-    (SpecError naming `model.init.from_job` / `model.init.weights`); nothing is loaded."""
+    (SpecError naming `model.init.from_job` / `model.init.weights`) and, with `checkpoint`, an epoch that
+    job keeps a checkpoint of in `storage` (else `model.init.checkpoint`); nothing is loaded."""
     if init_spec is None:
         return
     spec = _init_spec(init_spec)
     if spec.from_job is not None:
-        _source_job(session, tenant_id, spec.from_job)
+        job = _source_job(session, tenant_id, spec.from_job)
+        if spec.checkpoint is not None:
+            if storage is None:
+                raise ValueError("checking model.init.checkpoint needs the storage")
+            _check_kept(storage, job.id, spec.checkpoint)
         return
     found = session.execute(
         select(Weights.id).where(Weights.id == spec.weights, Weights.tenant_id == tenant_id)
@@ -332,6 +342,8 @@ def resolve_init(
     from core.models.init import InitWeights
 
     spec = _init_spec(init_spec)
+    if spec.from_job is not None and spec.checkpoint is not None:
+        return _from_checkpoint(session, storage, tenant_id, spec.from_job, spec.checkpoint)
     if spec.from_job is not None:
         return _from_job(session, storage, tenant_id, spec.from_job)
     field = "model.init.weights"
@@ -343,6 +355,45 @@ def resolve_init(
     tensors = _load_tensors(storage, row.storage_key, field)
     classes = list(row.classes) if row.classes is not None else None
     return InitWeights(tensors=tensors, classes=classes, source=f"weights:{row.id}")
+
+
+def _check_kept(storage: Storage, job_id: str, epoch: int) -> None:
+    """SpecError("model.init.checkpoint") unless the job keeps a checkpoint of `epoch`."""
+    from core.checkpoint import job_checkpoints
+
+    kept = job_checkpoints(storage, job_id).epochs()
+    if epoch not in kept:
+        listed = ", ".join(map(str, kept)) or "none"
+        raise SpecError(
+            "model.init.checkpoint", f"job {job_id} keeps no checkpoint of epoch {epoch} (kept: {listed})"
+        )
+
+
+def _from_checkpoint(
+    session: Session, storage: Storage, tenant_id: str, job_id: str, epoch: int
+) -> InitWeights:
+    """The model weights of one kept checkpoint of the tenant's succeeded job; its classes from the
+    checkpoint's model.json. Unusable: SpecError("model.init.checkpoint")."""
+    from core.checkpoint import CorruptCheckpoint, job_checkpoints
+    from core.models.init import InitWeights
+
+    field = "model.init.checkpoint"
+    job = _source_job(session, tenant_id, job_id)
+    try:
+        meta, state = job_checkpoints(storage, job.id).load(epoch)
+    except FileNotFoundError:
+        raise SpecError(field, f"job {job.id} keeps no checkpoint of epoch {epoch}") from None
+    except CorruptCheckpoint as e:
+        raise SpecError(field, f"the checkpoint of epoch {epoch} of job {job.id} is unusable: {e}") from None
+    tensors = state.get("model")
+    if not isinstance(tensors, dict) or not tensors:
+        raise SpecError(field, f"the checkpoint of epoch {epoch} of job {job.id} holds no model weights")
+    classes = (meta.get("model_json") or {}).get("classes")
+    return InitWeights(
+        tensors=dict(tensors),
+        classes=[str(c) for c in classes] if classes else None,
+        source=f"job:{job.id}/checkpoints/{epoch}",
+    )
 
 
 def _from_job(session: Session, storage: Storage, tenant_id: str, job_id: str) -> InitWeights:

@@ -1,7 +1,7 @@
 """How a claimed job leaves `running`: `JobEnd`, one method per outcome, and `RunOutcome`.
 
     end = JobEnd(session, job_id, owner, settings, hooks, resend)
-    end.checkpoints = checkpoints                 # once known: a job that succeeds or fails drops them
+    end.checkpoints = checkpoints                 # once known: a job that fails drops them
     end.after_training(result, storage)           # one of the three below, by the run's stop reason
     end.finished(result, storage)                 # succeeded, or failed `max_runtime_exceeded` (artifacts)
     end.cancelled(result)                         # the user cancelled: cancelled, checkpoint kept
@@ -104,7 +104,8 @@ class JobEnd:
             log.warning("job %s: finished training but the lease is no longer ours", self.job_id)
             return RunOutcome.lease_lost
         log.info("job %s: %s (artifacts: %s)", self.job_id, status.value, ", ".join(names))
-        self._drop_checkpoints()
+        if status != JobStatus.succeeded:  # a succeeded job keeps what training.keep_checkpoints says
+            self._drop_checkpoints()
         return RunOutcome.succeeded if status == JobStatus.succeeded else RunOutcome.failed
 
     def cancelled(self, result) -> RunOutcome:
@@ -128,7 +129,9 @@ class JobEnd:
         (`resume` sends it). Either resumes from the checkpoint and costs no attempt."""
         last = self.hooks.last_checkpoint
         where = f"epoch {last}" if last else "the start"
-        why, to = ("pause requested", JobStatus.paused) if pause else ("worker shutting down", JobStatus.queued)
+        why, to = (
+            ("pause requested", JobStatus.paused) if pause else ("worker shutting down", JobStatus.queued)
+        )
         reason = f"{why}; resumes from {where}"
         if not self.retrying(
             "release", lambda: jobdb.release(self.session, self.job_id, self.owner, reason, to=to)
@@ -212,7 +215,8 @@ class JobEnd:
             )
 
     def _drop_checkpoints(self) -> None:
-        """A job that ended succeeded or failed never resumes: free its checkpoint storage (best effort)."""
+        """A job that failed never resumes: free its checkpoint storage (best effort). A succeeded job
+        keeps its checkpoints (listed, downloaded, warm-started from) as its retention policy left them."""
         if self.checkpoints is None:
             return
         try:

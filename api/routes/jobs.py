@@ -18,7 +18,15 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import INVALID_KEY, CurrentTenant, IdempotencyDep, PresentedKey, SessionDep, SettingsDep
+from api.deps import (
+    INVALID_KEY,
+    CurrentTenant,
+    IdempotencyDep,
+    PresentedKey,
+    SessionDep,
+    SettingsDep,
+    StorageDep,
+)
 from api.dispatch import dispatch, request_hash
 from api.pagination import CursorParam, keyset_page
 from api.routes import API_PREFIX
@@ -38,6 +46,7 @@ from core.db import jobs as jobstate
 from core.db.models import ApiKey, Job, JobEpoch, JobEvent
 from core.errors import Conflict, NotFound, RateLimited, Unauthorized
 from core.jobspec import JobCreate, validate_job
+from core.routing import job_device, job_priority
 from core.status import JOB_TERMINAL, JobStatus
 from core.weights_store import check_init_source
 
@@ -102,6 +111,9 @@ def job_public(job: Job, epoch_times: EpochTimes | None = None) -> JobPublic:
         device=job.device,
         train_seconds=job.train_seconds,
         cancel_requested=bool(job.cancel_requested),
+        pause_requested=bool(job.pause_requested),
+        priority=job_priority(spec),
+        resources={"device": job_device(spec)},
         idempotency_key=job.idempotency_key,
         created_at=job.created_at,
         updated_at=job.updated_at,
@@ -133,7 +145,7 @@ _PUBLIC_COLUMNS = [
     for name in (
         "id", "status", "dataset_ref", "spec", "epoch", "epochs", "latest_metrics", "final_metrics",
         "error_code", "error_message", "attempts", "max_attempts", "device", "train_seconds",
-        "cancel_requested", "idempotency_key", "created_at", "updated_at", "dispatched_at", "started_at",
+        "cancel_requested", "pause_requested", "idempotency_key", "created_at", "updated_at", "dispatched_at", "started_at",
         "finished_at",
     )
 ]  # fmt: skip
@@ -214,7 +226,12 @@ def _check_room(session: Session, tenant: str, limit: int) -> None:
     },
 )
 def create_job(
-    body: JobCreate, session: SessionDep, settings: SettingsDep, tenant: CurrentTenant, idem: IdempotencyDep
+    body: JobCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    tenant: CurrentTenant,
+    idem: IdempotencyDep,
+    storage: StorageDep,
 ) -> JobPublic:
     body_hash = request_hash(body)
 
@@ -231,7 +248,7 @@ def create_job(
         if info is not None
         else validate_pending_job(body, max_epochs=settings.max_epochs)  # the dataset is still importing
     )
-    check_init_source(session, tenant, body.model.init)  # model.init names the tenant's job / weights
+    check_init_source(session, tenant, body.model.init, storage)  # the tenant's job (checkpoint) / weights
     _check_room(session, tenant, settings.max_active_jobs_per_tenant)
     try:
         job = jobstate.create_job(

@@ -7,10 +7,11 @@
 
 Kinds: linear, mlp, cnn (`hidden`, `dropout`, `channels`) and timm (`architecture`: any name of
 `timm.list_models()`, bounded `options`, `small_image_stem`). Any kind can warm-start: `init` names a
-finished job or uploaded weights (resolved by the worker), `freeze` / `backbone_lr_factor` say how the
-backbone trains (see core/models/init.py). `head` is the output head of any kind: "softmax" (C logits, the
-default), or for ordered classes "coral" / "corn" (C - 1 outputs, trained with the loss of the same kind;
-see core/models/heads.py).
+finished job (its final model, or with `checkpoint` one of its kept checkpoints) or uploaded weights
+(resolved by the worker), `freeze` / `backbone_lr_factor` say how the backbone trains (see
+core/models/init.py). `head` is the output head of any kind: "softmax" (C logits, the default), or for
+ordered classes "coral" / "corn" (C - 1 outputs, trained with the loss of the same kind; see
+core/models/heads.py).
 
 The fields added for timm, warm starts and heads are left out of `model_dump()` while they hold their
 defaults, so a linear / mlp / cnn spec dumps (and fingerprints its checkpoints) exactly as before they
@@ -113,12 +114,24 @@ class TimmOptions(BaseModel):
 
 
 class InitSpec(BaseModel):
-    """Warm-start weights: exactly one of a finished job's model or an uploaded weights file (ids)."""
+    """Warm-start weights: exactly one of a finished job's model or an uploaded weights file (ids); with
+    `from_job`, `checkpoint` names one of that job's kept checkpoints (an epoch) instead of its final
+    model."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     from_job: ResourceId | None = None
     weights: ResourceId | None = None
+    checkpoint: int | None = Field(
+        default=None, ge=1, le=1000, description="from_job only: the epoch of a kept checkpoint"
+    )
+
+    @field_validator("checkpoint")
+    @classmethod
+    def _checkpoint_of_a_job(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("from_job") is None:
+            raise PydanticCustomError("checkpoint_needs_job", "a checkpoint warm start needs from_job")
+        return value
 
     @model_validator(mode="after")
     def _exactly_one(self) -> InitSpec:

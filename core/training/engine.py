@@ -324,7 +324,7 @@ def _run_epoch(
     state.stop_reason = _stop_reason(spec, state, elapsed, hooks)
     due = state.stop_reason is not None or state.epoch % spec.checkpoint_every == 0
     if checkpoints is not None and due:
-        save_checkpoint(checkpoints, setup, state, elapsed)
+        save_checkpoint(checkpoints, setup, state, elapsed, model_json(setup, state))  # its model.json too
         hooks.on_checkpoint(state.epoch)
 
 

@@ -27,9 +27,11 @@ split while the run seed varies the initialisation and the batch order. `split.t
 means no test split. `val_fraction` is the older spelling of `split.val` with no test split: a spec with
 `split` gets `val_fraction` = `split.val` (giving both with other values is an error).
 
-The fields added after the first version (augment, scheduler, precision, compile, grad_clip_norm, split)
-are left out of `model_dump()` while they hold their defaults, so an older spec dumps (and fingerprints its
-checkpoints) exactly as before they existed.
+`keep_checkpoints` = {"best": N, "last": M} is the checkpoint retention (default: the last 2, no best).
+
+The fields added after the first version (augment, scheduler, precision, compile, grad_clip_norm, split,
+keep_checkpoints) are left out of `model_dump()` while they hold their defaults, so an older spec dumps
+(and fingerprints its checkpoints) exactly as before they existed.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ __all__ = [
     "PRECISIONS",
     "AugmentSpec",
     "CosineSchedule",
+    "KeepCheckpoints",
     "OneCycleSchedule",
     "RandomResizedCropSpec",
     "SplitSpec",
@@ -170,6 +173,16 @@ class SplitSpec(BaseModel):
         return value
 
 
+class KeepCheckpoints(BaseModel):
+    """Which checkpoints a job keeps (core/checkpoint.py): the `best` N by validation loss and the `last`
+    M epochs; the newest usable one is never deleted."""
+
+    model_config = _STRICT
+
+    best: int = Field(default=0, ge=0, le=10, description="the N lowest-val-loss checkpoints")
+    last: int = Field(default=2, ge=1, le=10, description="the M newest checkpoints")
+
+
 # the fields that are left out of the dump while they hold these defaults
 _OPTIONAL_DEFAULTS: dict[str, Any] = {
     "augment": None,
@@ -178,6 +191,7 @@ _OPTIONAL_DEFAULTS: dict[str, Any] = {
     "compile": False,
     "grad_clip_norm": None,
     "split": None,
+    "keep_checkpoints": KeepCheckpoints(),
 }
 
 
@@ -204,6 +218,9 @@ class TrainingSpec(BaseModel):
     compile: bool = Field(default=False, description="torch.compile the model")
     grad_clip_norm: float | None = Field(default=None, gt=0.0, le=1e4, description="max gradient L2 norm")
     split: SplitSpec | None = Field(default=None, description="train / val / test fractions and split seed")
+    keep_checkpoints: KeepCheckpoints = Field(
+        default_factory=KeepCheckpoints, description="checkpoint retention: {best, last}"
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -3,14 +3,15 @@
     setup = TrainSetup(...)                               # built by the engine from a TrainPlan
     state = restore_checkpoint(setup, checkpoints, hooks)  # the latest checkpoint of this plan, or fresh
     ...one epoch...
-    save_checkpoint(checkpoints, setup, state, elapsed_s)
+    save_checkpoint(checkpoints, setup, state, elapsed_s, model_json(setup, state))
 
 A checkpoint (format `CHECKPOINT_VERSION`) holds the plan's fingerprint, the epoch, model and optimizer
 state dicts, the learning-rate schedule's and the fp16 gradient scaler's (None when the plan has none),
 every global RNG state, the early-stopping record `best`, the history, the elapsed seconds and the stop
-reason. Augmentation needs no state of its own: sample i of epoch e is augmented under a seed derived
-from (seed, e, i) alone (core/training/rng.py). One written for another plan (another fingerprint) is
-ignored and cleared.
+reason; its metadata (`checkpoint_meta`: steps, the epoch's validation metrics, the model.json) is what
+listing shows, and `training.keep_checkpoints` its retention. Augmentation needs no state of its own:
+sample i of epoch e is augmented under a seed derived from (seed, e, i) alone (core/training/rng.py). One
+written for another plan (another fingerprint) is ignored and cleared.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,8 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.checkpoint import CheckpointStore
+from core.checkpoint import CheckpointStore, Retention
 from core.data.dataset import ArrayDataset
+from core.jsonsafe import json_safe
 from core.models.spec import ModelSpec
 from core.training.hooks import TrainHooks
 from core.training.rng import rng_state, set_rng_state
@@ -37,6 +40,7 @@ __all__ = [
     "CHECKPOINT_VERSION",
     "TrainSetup",
     "TrainState",
+    "checkpoint_meta",
     "fingerprint",
     "restore_checkpoint",
     "save_checkpoint",
@@ -130,26 +134,54 @@ def fingerprint(ds: ArrayDataset, similarity_spec, loss_spec, model_spec, spec: 
 
 
 def save_checkpoint(
-    checkpoints: CheckpointStore, setup: TrainSetup, state: TrainState, elapsed: float
+    checkpoints: CheckpointStore,
+    setup: TrainSetup,
+    state: TrainState,
+    elapsed: float,
+    described: dict[str, Any] | None = None,
 ) -> None:
-    """Write the checkpoint of `state.epoch` (durable when this returns)."""
+    """Write the checkpoint of `state.epoch` with its metadata (durable when this returns); the store then
+    keeps what `training.keep_checkpoints` says. `described`: the model.json of this state
+    (`core.training.model_json.model_json(setup, state)`), what a download of the checkpoint serves."""
     checkpoints.save(
         state.epoch,
-        {
-            "version": CHECKPOINT_VERSION,
-            "fingerprint": setup.fingerprint,
-            "epoch": state.epoch,
-            "model": setup.model.state_dict(),
-            "optimizer": setup.optimizer.state_dict(),
-            "schedule": setup.schedule.state_dict() if setup.schedule is not None else None,
-            "scaler": setup.scaler.state_dict() if setup.scaler is not None else None,
-            "rng": rng_state(),
-            "best": state.best,
-            "history": state.history,
-            "elapsed_s": elapsed,
-            "stop_reason": state.stop_reason,
-        },
+        _payload(setup, state, elapsed),
+        meta=checkpoint_meta(setup, state, described),
+        retention=Retention.of(setup.spec.keep_checkpoints),
     )
+
+
+def checkpoint_meta(setup: TrainSetup, state: TrainState, described: dict[str, Any] | None) -> dict[str, Any]:
+    """What listing shows of the checkpoint of `state.epoch` without loading it: the optimizer steps so
+    far, the epoch's validation metrics (`val_loss`, `val_accuracy`, ...: the scalars) and the model.json
+    that rebuilds its network (`described`; None: none)."""
+    record = state.history[-1] if state.history and state.history[-1].get("epoch") == state.epoch else {}
+    val = record.get("val") or {}
+    scalar = lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)
+    metrics = {f"val_{k}": v for k, v in val.items() if scalar(v)}
+    steps_per_epoch = math.ceil(len(setup.train_idx) / setup.spec.batch_size)
+    return json_safe({
+        "step": state.epoch * steps_per_epoch,
+        "metrics": metrics,
+        "model_json": described,
+    })  # fmt: skip
+
+
+def _payload(setup: TrainSetup, state: TrainState, elapsed: float) -> dict[str, Any]:
+    return {
+        "version": CHECKPOINT_VERSION,
+        "fingerprint": setup.fingerprint,
+        "epoch": state.epoch,
+        "model": setup.model.state_dict(),
+        "optimizer": setup.optimizer.state_dict(),
+        "schedule": setup.schedule.state_dict() if setup.schedule is not None else None,
+        "scaler": setup.scaler.state_dict() if setup.scaler is not None else None,
+        "rng": rng_state(),
+        "best": state.best,
+        "history": state.history,
+        "elapsed_s": elapsed,
+        "stop_reason": state.stop_reason,
+    }
 
 
 def restore_checkpoint(

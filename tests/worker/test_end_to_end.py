@@ -40,7 +40,8 @@ def test_jobs_train_and_artifacts_reproduce(stack_factory, tmp_path, kind):
         assert job["progress"]["epoch"] == 3
         assert stack.epoch_rows(job_id) == [1, 2, 3]
         assert len(stack.running_events(job_id)) == 1
-        assert stack.checkpoints(job_id) == []  # a finished job never resumes: checkpoints deleted
+        kept = [f"jobs/{job_id}/checkpoints/ckpt-{e:06d}.pt" for e in (2, 3)]
+        assert stack.checkpoints(job_id) == kept  # a succeeded job keeps the default retention: the last 2
         _check_artifacts(stack, job_id, job, tmp_path / job_id)
 
     assert worker.alive()
