@@ -1,13 +1,16 @@
 """Similarity preview: the C x C matrix a similarity spec gives for a class list, as JSON or a PNG heatmap.
 
-- `POST /v1/similarity/preview` `{"classes": [...], "similarity": {...}}` -> `{"classes", "matrix",
-  "values", "cyclic_period", "groups"}`; `?format=png` answers the heatmap instead.
+- `POST /v1/similarity/preview` `{"classes": [...], "similarity": {...}, "loss": {...}?}` -> `{"classes",
+  "matrix", "values", "cyclic_period", "groups", "guidance"}`; `?format=png` answers the heatmap instead.
+  With a `loss` (the spec a job takes), `guidance` says what it trains each class towards and warns
+  (`core.losses.guidance.loss_guidance`: `{"loss", "targets", "targets_kind", "warnings",
+  "equivalent_to_cross_entropy"}`); without one it is null.
 - `POST /v1/similarity/preview.png` (same body) and `GET /v1/similarity/preview.png?classes=a,b,c&similarity=<json>`
   (also `GET /v1/similarity/preview?...&format=png|json`): the heatmap (`core.figures.matrix_heatmap` on a
   fixed 0..1 scale, values written up to 12 classes).
 
-The spec is checked exactly as a job's (`core.similarity.build_similarity`): a bad one is a 422 naming the
-field (`similarity.values`).
+The specs are checked exactly as a job's (`core.similarity.build_similarity`, `core.losses.build_loss`): a
+bad one is a 422 naming the field (`similarity.values`, `loss.temperature`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from api.routes import API_PREFIX
 from core.errors import InvalidInput, SpecError
 from core.figures import matrix_heatmap, png_bytes
 from core.jobspec import ClassName
-from core.similarity import MAX_CLASSES, SimilaritySpec, build_similarity, class_groups, class_values
+from core.losses import LossSpec
+from core.similarity import MAX_CLASSES, SimilaritySpec
 
 __all__ = ["SimilarityPreview", "SimilarityPreviewRequest", "router"]
 
@@ -39,6 +43,26 @@ class SimilarityPreviewRequest(BaseModel):
 
     classes: list[ClassName] = Field(min_length=1, max_length=MAX_CLASSES)
     similarity: SimilaritySpec
+    loss: LossSpec | None = Field(default=None, description="a job's loss spec: adds `guidance`")
+
+
+class GuidanceWarning(BaseModel):
+    code: str = Field(description="slow_alone | equals_cross_entropy | similarity_clipped")
+    message: str
+
+
+class LossGuidance(BaseModel):
+    loss: str = Field(description="the loss kind")
+    targets: list[list[float]] | None = Field(
+        default=None, description="row y: what the loss trains true class y towards (see targets_kind)"
+    )
+    targets_kind: Literal["distribution", "weights"] | None = Field(
+        default=None,
+        description="distribution: the loss is a cross-entropy to these rows (minimised there); weights: "
+        "how much it credits each class; null: no such rows (minimised by the one-hot label)",
+    )
+    warnings: list[GuidanceWarning] = Field(default_factory=list)
+    equivalent_to_cross_entropy: bool = False
 
 
 class SimilarityPreview(BaseModel):
@@ -49,22 +73,29 @@ class SimilarityPreview(BaseModel):
     groups: list[int] | None = Field(
         default=None, description="groups / hierarchy specs: group of each class"
     )
+    guidance: LossGuidance | None = Field(default=None, description="with a `loss` in the request")
 
 
 def _preview(req: SimilarityPreviewRequest) -> tuple[Any, SimilarityPreview]:
+    from core.losses.guidance import loss_guidance  # torch: loaded by the first preview
+    from core.similarity import build_similarity, class_groups, class_values
+
     classes = list(req.classes)
     if len(set(classes)) != len(classes):
         raise SpecError("classes", "contains duplicates")
     spec = req.similarity.model_dump(mode="json") if isinstance(req.similarity, BaseModel) else req.similarity
-    sim = build_similarity(spec, classes).detach().cpu().numpy()
+    matrix = build_similarity(spec, classes)
+    sim = matrix.detach().cpu().numpy()
     values, period = class_values(spec, classes)
     groups = class_groups(spec, classes)
+    guidance = None if req.loss is None else loss_guidance(req.loss, matrix, classes, spec)
     return sim, SimilarityPreview(
         classes=classes,
         matrix=[[round(float(v), 6) for v in row] for row in sim],
         values=None if values is None else [float(v) for v in values.tolist()],
         cyclic_period=period,
         groups=groups,
+        guidance=guidance,
     )
 
 

@@ -284,6 +284,7 @@ def validated_children(
         spec = copy.deepcopy(specs[arm.name])
         spec["training"]["seed"] = seed
         spec["metadata"] = job.metadata
+        spec["tracking"] = job.model_dump(mode="json", include={"tracking"})["tracking"]
         out.append(Child(arm.name, seed, job, spec, arm))
     return out
 

@@ -22,6 +22,10 @@ arm that is no valid job raises `SpecError` naming the request field: `variants.
 variant's overrides, `sweep.<a>.path` for a path the variant's job does not have, `sweep.<a>.values.<j>`
 (its message naming the path and the value) for a value that makes an invalid job, `sweep` for a
 combination of two axes' values that does.
+
+`tracking` (`{"mlflow": {"experiment", "run_name"}}`, as a job's) puts every child's MLflow run in that
+experiment (`child_tracking`: the children keep their own names, `<variant>-seed<seed>`) and names the
+comparison's parent run `run_name` (`core.tracking.context`).
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ from core.jobspec import DATASET_REF_PATTERN, ClassName, JobCreate
 from core.losses import LossSpec
 from core.models import ModelSpec
 from core.similarity import MAX_CLASSES, SimilaritySpec
+from core.tracking.spec import TrackingSpec
 from core.training import TrainingSpec
 
 __all__ = [
@@ -71,6 +76,7 @@ __all__ = [
     "arm_error",
     "arms",
     "child_jobs",
+    "child_tracking",
     "request_dump",
     "seed_of",
     "seed_values",
@@ -144,6 +150,11 @@ class ComparisonCreate(BaseModel):
         min_length=1,
         max_length=MAX_AXES,
         description="each swept variant is trained at every point of the axes' product",
+    )
+    tracking: TrackingSpec | None = Field(
+        default=None,
+        description="MLflow: the experiment of the comparison's parent run and its children, the parent's "
+        "run_name (core.tracking)",
     )
 
     @field_validator("variants")
@@ -348,7 +359,8 @@ def _swept_arms(req: ComparisonCreate, i: int, v: VariantSpec, body: dict[str, A
 def arms(req: ComparisonCreate) -> list[Arm]:
     """Every job the request implies, in the order they are checked: the baseline, then each variant
     (at each grid point when swept). Each a valid `JobCreate`, else SpecError naming the request field."""
-    base = req.model_dump(mode="json", exclude={"variants", "seeds", "metadata", "sweep"}, exclude_none=True)
+    skip = {"variants", "seeds", "metadata", "sweep", "tracking"}
+    base = req.model_dump(mode="json", exclude=skip, exclude_none=True)
     out = [_arm(BASELINE, None, None, {**base, "loss": dict(BASELINE_LOSS)})]
     for i, v in enumerate(req.variants):
         if v.name == BASELINE:
@@ -397,17 +409,26 @@ def seed_values(req: ComparisonCreate) -> list[int]:
     return [base + i for i in range(req.seeds)]
 
 
+def child_tracking(req: ComparisonCreate) -> TrackingSpec | None:
+    """A child's `tracking`: the comparison's experiment, no run name (that one names the parent run)."""
+    if req.tracking is None or req.tracking.mlflow is None:
+        return None
+    return TrackingSpec.model_validate({"mlflow": {"experiment": req.tracking.mlflow.experiment}})
+
+
 def child_jobs(
     req: ComparisonCreate, seeds: list[int], trained: list[Arm] | None = None
 ) -> list[tuple[Arm, int, JobCreate]]:
     """One `JobCreate` per (trained arm, seed), ordered by seed then arm (baseline first)."""
     out = []
+    tracking = child_tracking(req)
     for seed in seeds:
         for arm in trained if trained is not None else [a for a in arms(req) if a.trained]:
             job = arm.job.model_copy(
                 update={
                     "training": arm.job.training.model_copy(update={"seed": seed}),
                     "metadata": {**(req.metadata or {}), "variant": arm.name, "seed": str(seed)},
+                    "tracking": tracking,
                 }
             )
             out.append((arm, seed, job))

@@ -10,23 +10,9 @@ return the batch mean, and use O(N * C) memory; the ordinal-head losses `coral` 
 (`HEAD_LOSS_KINDS`) take the C - 1 outputs of the head of the same name instead.
 """
 
-from core.losses.base import ClassificationLoss, check_range, check_similarity
-from core.losses.build import NEEDS_SIMILARITY, ORDERED, build_loss
-from core.losses.cdw_ce import CDWCELoss
-from core.losses.combined import CombinedLoss
-from core.losses.coral import CoralLoss, CumulativeLoss
-from core.losses.corn import CornLoss
-from core.losses.cross_entropy import CrossEntropyLoss
-from core.losses.emd import EMDLoss
-from core.losses.expected_cost import ExpectedCostLoss
-from core.losses.expected_value import ExpectedValueLoss
-from core.losses.focal import FocalLoss
-from core.losses.hierarchical import HierarchicalXELoss
-from core.losses.pairwise import PairwiseLoss, log1m_softmax
-from core.losses.partial_credit import PartialCreditLoss
-from core.losses.simloss import SimLoss
-from core.losses.slace import SLACELoss
-from core.losses.soft_labels import SoftLabelLoss
+import importlib
+from typing import Any
+
 from core.losses.spec import (
     HEAD_LOSS_KINDS,
     LOSS_KINDS,
@@ -35,9 +21,6 @@ from core.losses.spec import (
     LossSpec,
     parse_loss_spec,
 )
-from core.losses.unimodal_soft_labels import UnimodalSoftLabelLoss
-from core.losses.unimodal_targets import unimodal_table
-from core.losses.weighted_kappa import WeightedKappaLoss
 
 __all__ = [
     "HEAD_LOSS_KINDS",
@@ -73,3 +56,36 @@ __all__ = [
     "parse_loss_spec",
     "unimodal_table",
 ]
+
+# The loss modules (torch) are imported on first use of one of their names, so that the specs (the API's
+# schemas) import without torch: `from core.losses import build_loss` still works, and loads them then.
+_LAZY = {
+    "base": ("ClassificationLoss", "check_range", "check_similarity"),
+    "build": ("NEEDS_SIMILARITY", "ORDERED", "build_loss"),
+    "cdw_ce": ("CDWCELoss",),
+    "combined": ("CombinedLoss",),
+    "coral": ("CoralLoss", "CumulativeLoss"),
+    "corn": ("CornLoss",),
+    "cross_entropy": ("CrossEntropyLoss",),
+    "emd": ("EMDLoss",),
+    "expected_cost": ("ExpectedCostLoss",),
+    "expected_value": ("ExpectedValueLoss",),
+    "focal": ("FocalLoss",),
+    "hierarchical": ("HierarchicalXELoss",),
+    "pairwise": ("PairwiseLoss", "log1m_softmax"),
+    "partial_credit": ("PartialCreditLoss",),
+    "simloss": ("SimLoss",),
+    "slace": ("SLACELoss",),
+    "soft_labels": ("SoftLabelLoss",),
+    "unimodal_soft_labels": ("UnimodalSoftLabelLoss",),
+    "unimodal_targets": ("unimodal_table",),
+    "weighted_kappa": ("WeightedKappaLoss",),
+}
+_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'core.losses' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"core.losses.{module}"), name)

@@ -83,6 +83,11 @@ def check_similarity(similarity: torch.Tensor, field: str = "similarity") -> tor
 class ClassificationLoss(nn.Module):
     """Base class: `loss(logits (N, C), targets (N,) int) -> batch mean of per_sample`."""
 
+    bounded = False
+    """True for a bounded function of the softmax probabilities with no log-likelihood term (emd,
+    expected_value, expected_cost, weighted_kappa): its gradient vanishes where the model is confidently
+    wrong, and alone it trains slowly (docs/losses.md, "Loss guidance"). Read by `core.losses.guidance`."""
+
     def __init__(self, num_classes: int) -> None:
         super().__init__()
         self.num_classes = check_num_classes(num_classes)
@@ -104,6 +109,18 @@ class ClassificationLoss(nn.Module):
     def batch_mean(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The mean of per_sample; a loss may override it with a fused version (fewer ops per step)."""
         return self.per_sample(logits, targets).mean()
+
+    def target_distribution(self) -> torch.Tensor | None:
+        """(C, C) float64, row y the distribution q the loss trains class y towards when the loss is a
+        cross-entropy (or KL) to q (gradient softmax(z) - q, minimised at softmax(z) = q); None when it is
+        not (the default). Read by `core.losses.guidance`."""
+        return None
+
+    def target_weights(self) -> torch.Tensor | None:
+        """(C, C) float64, row y (summing to 1) how much the loss credits each class for truth y when it
+        weighs classes without being a cross-entropy to them (simloss, expected_cost, slace); None
+        otherwise (the default). Read by `core.losses.guidance`."""
+        return None
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}"

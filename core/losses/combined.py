@@ -42,6 +42,32 @@ class CombinedLoss(ClassificationLoss):
         self.components = nn.ModuleList(losses)
         self.register_buffer("component_weights", torch.tensor(w, dtype=torch.float32))
 
+    @property
+    def bounded(self) -> bool:  # type: ignore[override]
+        """Bounded when every component is (no component brings a log-likelihood term)."""
+        return all(loss.bounded for loss in self.components)
+
+    def _mixture(self, rows: list[torch.Tensor | None]) -> torch.Tensor | None:
+        """sum_k w_k rows_k / sum_k w_k over the components whose rows are not None (None if none)."""
+        w = self.component_weights.detach().to("cpu", torch.float64)
+        kept = [(w[k], r) for k, r in enumerate(rows) if r is not None]
+        if not kept:
+            return None
+        return sum(wk * r for wk, r in kept) / sum(wk for wk, _ in kept)
+
+    def target_distribution(self) -> torch.Tensor | None:
+        """When every component is a cross-entropy to target rows, the loss is (sum w) times the
+        cross-entropy to their weighted mixture: that mixture; else None."""
+        rows = [loss.target_distribution() for loss in self.components]
+        return None if any(r is None for r in rows) else self._mixture(rows)
+
+    def target_weights(self) -> torch.Tensor | None:
+        """The weighted mixture of the target rows (distributions or weights) of the components that
+        have any (None if none has): what the soft part of the loss credits."""
+        rows = [loss.target_distribution() for loss in self.components]
+        rows = [r if r is not None else loss.target_weights() for r, loss in zip(rows, self.components)]
+        return self._mixture(rows)
+
     def per_sample(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         total = logits.new_zeros(logits.shape[0])
         for k, loss in enumerate(self.components):

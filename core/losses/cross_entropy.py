@@ -31,5 +31,10 @@ class CrossEntropyLoss(ClassificationLoss):
         """The mean inside the fused kernel, as a hand-written loop gets it (one op fewer each way)."""
         return F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
 
+    def target_distribution(self) -> torch.Tensor:
+        """(1 - eps) onehot(y) + eps / C per row: the label-smoothed target (one-hot without smoothing)."""
+        c, eps = self.num_classes, self.label_smoothing
+        return (1.0 - eps) * torch.eye(c, dtype=torch.float64) + eps / c
+
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, label_smoothing={self.label_smoothing}"

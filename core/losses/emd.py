@@ -77,6 +77,8 @@ def squared_emd(
 class EMDLoss(ClassificationLoss):
     """Squared EMD of CDFs; `order` lists the class indices from the lowest to the highest value."""
 
+    bounded = True  # no log-likelihood term: alone it trains slowly (ClassificationLoss.bounded)
+
     order: torch.Tensor
     rank: torch.Tensor
 

@@ -54,6 +54,8 @@ def expected_cost(
 class ExpectedCostLoss(ClassificationLoss):
     """sum_j (1 - S[y, j]) p_j; buffer `cost` = 1 - S."""
 
+    bounded = True  # no log-likelihood term: alone it trains slowly (ClassificationLoss.bounded)
+
     cost: torch.Tensor
 
     def __init__(self, similarity: torch.Tensor) -> None:
@@ -66,3 +68,8 @@ class ExpectedCostLoss(ClassificationLoss):
 
     def batch_mean(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return expected_cost(logits, targets, self.cost, mean=True)
+
+    def target_weights(self) -> torch.Tensor:
+        """S[y] / sum(S[y]) with S = 1 - cost: the loss is 1 - sum_j S[y, j] p_j, a credit linear in p."""
+        s = 1.0 - self.cost.detach().to("cpu", torch.float64)
+        return s / s.sum(dim=1, keepdim=True)

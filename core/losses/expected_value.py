@@ -35,6 +35,8 @@ __all__ = ["ExpectedValueLoss"]
 class ExpectedValueLoss(ClassificationLoss):
     """0.5 (E[v] - v_y)^2 / range^2, or 0.5 |E[u] - u_y|^2 on the circle when `period` is given."""
 
+    bounded = True  # no log-likelihood term: alone it trains slowly (ClassificationLoss.bounded)
+
     points: torch.Tensor
 
     def __init__(self, values: torch.Tensor, period: float | None = None, scale: bool = True) -> None:

@@ -154,5 +154,11 @@ class SimLoss(ClassificationLoss):
     def batch_mean(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return self._loss(logits, targets, mean=True)
 
+    def target_weights(self) -> torch.Tensor:
+        """S[y] / sum(S[y]): the share of credit each class gets for truth y (at uniform logits the
+        gradient is 1/C - this row; the loss itself is minimised by any p on classes with S[y, c] = 1)."""
+        s = self.similarity.detach().to("cpu", torch.float64)
+        return s / s.sum(dim=1, keepdim=True)
+
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, algorithm={self.algorithm!r}"

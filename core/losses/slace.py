@@ -67,6 +67,12 @@ class SLACELoss(ClassificationLoss):
         group_mass = torch.where(last, totals.gather(1, group), torch.zeros_like(mass))
         self.register_buffer("by_distance", by_distance)
         self.register_buffer("group_mass", group_mass.to(torch.float32))
+        self._soft_target = torch.zeros_like(mass).scatter_(1, by_distance, mass)  # m in class order
+
+    def target_weights(self) -> torch.Tensor:
+        """m = softmax(-alpha d) per truth, in class order: the weight of each class's log A term (the
+        loss itself is minimised by the one-hot label, where every A is 1)."""
+        return self._soft_target.clone()
 
     def per_sample(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         ordered = logits.gather(1, self.by_distance.index_select(0, targets))  # the truth first

@@ -160,6 +160,10 @@ class SoftLabelLoss(ClassificationLoss):
             logits, targets, self.target_probs, mean=True, algorithm=self.algorithm
         )
 
+    def target_distribution(self) -> torch.Tensor:
+        """The soft target rows q (buffer `target_probs`; both divergences are minimised at p = q)."""
+        return self.target_probs.detach().to("cpu", torch.float64)
+
     def extra_repr(self) -> str:
         return (
             f"num_classes={self.num_classes}, temperature={self.temperature}, "

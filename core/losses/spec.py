@@ -26,7 +26,7 @@ Kinds and fields (numbers strict and finite):
   absent: 0.05) (linearly ordered classes).
 - `focal`: `gamma` in [0, 10] (default 2), `alpha` (optional: a number in (0, 1] for every class, or
   {class: weight in [0, 1]} naming every class).
-- `combined`: `components`: 1..8 of `{"weight": w in (0, 1000], "loss": <any kind but combined>}`.
+- `combined`: `components`: 1..8 of `{"weight": w in [1e-6, 1000], "loss": <any kind but combined>}`.
 - `coral`, `corn`: no fields; the losses of the ordinal heads of the same name (`model.head`, C - 1
   outputs), so they are refused inside `combined` (no other loss takes those outputs). `LOSS_KINDS`
   lists the kinds for a softmax head, `HEAD_LOSS_KINDS` these two.
@@ -197,7 +197,7 @@ BaseLossSpec = Annotated[
 
 
 class ComponentSpec(_Loss):
-    weight: _num(gt=0.0, le=1000.0)
+    weight: _num(ge=1e-6, le=1000.0)  # a smaller weight underflows float32 to 0
     loss: BaseLossSpec
 
 

@@ -68,5 +68,9 @@ class UnimodalSoftLabelLoss(ClassificationLoss):
             logits, targets, self.target_probs, mean=True, algorithm=self.algorithm
         )
 
+    def target_distribution(self) -> torch.Tensor:
+        """The target rows (1 - eta) onehot(y) + eta U[r_y] in class order (buffer `target_probs`)."""
+        return self.target_probs.detach().to("cpu", torch.float64)
+
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, family={self.family!r}, eta={self.eta}"

@@ -40,6 +40,8 @@ WEIGHTINGS = ("linear", "quadratic")
 class WeightedKappaLoss(ClassificationLoss):
     """Soft weighted kappa loss of the batch; buffer `weights` = w (C, C), 0 on the diagonal."""
 
+    bounded = True  # no log-likelihood term: alone it trains slowly (ClassificationLoss.bounded)
+
     weights: torch.Tensor
 
     def __init__(

@@ -9,7 +9,12 @@ MLflow server serves every tenant, so each tenant's experiments keep to its own 
 are the whole stored spec, flattened; the tags name the job, its tenant, dataset, seed, variant, the
 comparison or tuning study it belongs to and its string metadata (`meta.<key>`). A comparison's children
 and a tuning study's trials hang under one parent run (`mlflow.parentRunId`), keyed by the tag
-`simtrain.group` (`comparison:<id>` / `tuning:<id>`).
+`simtrain.group` (`comparison:<id>` / `tuning:<id>`), in the children's experiment: the comparison's or
+study's own `tracking.mlflow.experiment`, which its children carry (`core.compare.spec.child_tracking`,
+`TuningCreate.trial_tracking`). The parent run is named by the request's `tracking.mlflow.run_name`
+(default `comparison-<id8>` / `tuning-<id8>`); when the group ends it gets `group_metrics`: children
+per status and, per variant, the mean of the children's final metrics (a comparison) or the best
+objective value (a study).
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from sqlalchemy.orm import Session
 
 from core.db.models import Comparison, Job, JobEvent, Tenant, TuningStudy
 from core.status import JOB_TERMINAL, JobStatus
-from core.tracking.flatten import flat_params, mlflow_key, tag_value
+from core.tracking.flatten import flat_params, mlflow_key, scalar_metrics, tag_value
+from core.tuning.objective import final_value
 from core.tuning.status import TuningStatus
 
 __all__ = [
@@ -31,6 +37,7 @@ __all__ = [
     "GROUP_TAG",
     "GroupRun",
     "RunContext",
+    "group_metrics",
     "group_status",
     "mlflow_spec",
     "run_context",
@@ -106,22 +113,29 @@ def _run_name(job: Job, tags: dict[str, str], named: str | None) -> str:
     return f"job-{job.id[:8]}"
 
 
+def _group_name(request: dict[str, Any], default: str) -> str:
+    """The parent run's name: the request's `tracking.mlflow.run_name`, else `default`."""
+    return (mlflow_spec(request) or {}).get("run_name") or default
+
+
 def _group(session: Session, job: Job, tenant: str) -> GroupRun | None:
     """The comparison's or the tuning study's parent run, when the job is one of its children."""
     base = {"simtrain.tenant_id": job.tenant_id, "simtrain.tenant": tenant}
     if job.comparison_id:
         comp = session.get(Comparison, job.comparison_id)
         request = ((comp.spec if comp else None) or {}).get("request") or {}
+        name = _group_name(request, f"comparison-{job.comparison_id[:8]}")
         return GroupRun(
-            key={GROUP_TAG: f"comparison:{job.comparison_id}"}, run_name=f"comparison-{job.comparison_id[:8]}",
+            key={GROUP_TAG: f"comparison:{job.comparison_id}"}, run_name=name,
             tags={**base, "simtrain.comparison_id": job.comparison_id}, params=flat_params(request),
         )  # fmt: skip
     link = _tuning_link(job.spec or {})
     if link:
         study = session.get(TuningStudy, str(link["study"]))
         request = ((study.spec if study else None) or {}).get("request") or {}
+        name = _group_name(request, f"tuning-{str(link['study'])[:8]}")
         return GroupRun(
-            key={GROUP_TAG: f"tuning:{link['study']}"}, run_name=f"tuning-{str(link['study'])[:8]}",
+            key={GROUP_TAG: f"tuning:{link['study']}"}, run_name=name,
             tags={**base, "simtrain.tuning_study_id": str(link["study"])}, params=flat_params(request),
         )  # fmt: skip
     return None
@@ -188,3 +202,53 @@ def group_status(session: Session, job: Job) -> str | None:
         return None
     asked_all = len(statuses) >= int((study.spec or {}).get("trials") or 0)
     return _ended_as(statuses) if asked_all or study.status != TuningStatus.running else None
+
+
+def _group_jobs(session: Session, job: Job) -> list[Job]:
+    """The comparison's children or the study's trial jobs (`job` among them)."""
+    if job.comparison_id:
+        return list(session.execute(select(Job).where(Job.comparison_id == job.comparison_id)).scalars())
+    link = _tuning_link(job.spec or {})
+    if not link:
+        return []
+    query = select(Job).where(
+        Job.tenant_id == job.tenant_id, Job.idempotency_key.like(f"tuning:{link['study']}:%")
+    )
+    return list(session.execute(query).scalars())
+
+
+def _mean_by_variant(jobs: list[Job]) -> dict[str, float]:
+    """`<variant>.<metric>`: the mean final metric over a comparison's succeeded children of a variant."""
+    sums: dict[str, list[float]] = {}
+    for j in jobs:
+        if j.status != JobStatus.succeeded:
+            continue
+        for key, value in scalar_metrics(j.final_metrics or {}).items():
+            sums.setdefault(mlflow_key(f"{j.variant or 'job'}.{key}"), []).append(value)
+    return {k: sum(v) / len(v) for k, v in sums.items()}
+
+
+def _best_trial(session: Session, job: Job, jobs: list[Job]) -> dict[str, float]:
+    """`best.<metric>`: the study's best objective value over its succeeded trials (its direction)."""
+    link = _tuning_link(job.spec or {})
+    study = session.get(TuningStudy, str(link["study"])) if link else None
+    objective = ((study.spec if study else None) or {}).get("objective") or {}
+    metric = objective.get("metric")
+    succeeded = [j for j in jobs if j.status == JobStatus.succeeded]
+    values = [v for v in (final_value(j.final_metrics, metric) for j in succeeded) if v is not None]
+    if not metric or not values:
+        return {}
+    best = min(values) if objective.get("direction") == "minimize" else max(values)
+    return {mlflow_key(f"best.{metric}"): best}
+
+
+def group_metrics(session: Session, job: Job) -> dict[str, float]:
+    """What the parent run logs when its group has ended: `children.<status>` counts, and per variant
+    the mean of the succeeded children's final metrics (a comparison) or the best objective (a study)."""
+    jobs = _group_jobs(session, job)
+    out: dict[str, float] = {}
+    for j in jobs:
+        key = f"children.{j.status}"
+        out[key] = out.get(key, 0.0) + 1.0
+    out.update(_mean_by_variant(jobs) if job.comparison_id else _best_trial(session, job, jobs))
+    return out

@@ -10,7 +10,7 @@ how). The run id is recorded in an `info` event (`data["mlflow"]`) so that a res
 attempt, maybe on another worker) reopens the same run; a run created just before a crash is found by
 its `simtrain.job_id` tag instead. A released job (worker shutdown) or a lost lease leaves the run
 RUNNING; a terminal job ends it FINISHED / FAILED / KILLED, and the last child of a comparison or study
-to end ends the parent run too.
+to end ends the parent run too, after logging the group's summary (`core.tracking.context.group_metrics`).
 
 Failures (server down, a rejected call, mlflow not installed) become one `warning` event per outage
 through `warn` and the job goes on. After a failure the tracker waits `RETRY_AFTER_S` before calling
@@ -35,7 +35,15 @@ from core.db import jobs as jobdb
 from core.db.models import Job, JobArtifact
 from core.settings import get_settings
 from core.status import JOB_TERMINAL
-from core.tracking.context import EVENT_KEY, RunContext, group_status, mlflow_spec, run_context, stored_run
+from core.tracking.context import (
+    EVENT_KEY,
+    RunContext,
+    group_metrics,
+    group_status,
+    mlflow_spec,
+    run_context,
+    stored_run,
+)
 from core.tracking.flatten import scalar_metrics, tag_value
 
 __all__ = ["MAX_PENDING", "RETRY_AFTER_S", "JobTracking"]
@@ -176,6 +184,9 @@ class JobTracking:
         self.tracker.finish(self.run_id, job.status)
         ended = self._read(lambda: group_status(self.s, job)) if self.parent_id else None
         if ended is not None:
+            summary = self._read(lambda: group_metrics(self.s, job))
+            step = int(job.epoch or 0)
+            self.tracker.log(self.parent_id, metrics=[(k, v, step) for k, v in summary.items()])
             self.tracker.finish(self.parent_id, ended)
 
     # -- helpers -------------------------------------------------------------------------------------

@@ -9,6 +9,9 @@ and answer; the study's trials are asked, started and told by the driver (`core.
     row = cancel(session, settings, tenant, study_id)
     rows = session.execute(tenant_query(tenant, status)).scalars().all(); [summary(r) for r in rows]
 
+With `tracking` every trial job carries the study's MLflow experiment (`TuningCreate.trial_tracking`,
+in the stored `base`); the worker nests the trials' runs under the study's parent run (`core.tracking`).
+
 Another tenant's study is NotFound. `parallel` must fit the tenant's active-job limit: more than the
 limit is a 422 (`parallel`), more than what is free now a 429 that says how many fit.
 """
@@ -154,6 +157,9 @@ def _stored_spec(body: TuningCreate, body_hash: str, base: dict[str, Any], class
     seed = body.seed if body.seed is not None else secrets.randbelow(2**31 - 1)
     if base["training"].get("seed") is None:
         base["training"]["seed"] = seed  # every trial on the same split and init seed
+    tracking = body.trial_tracking()
+    if tracking is not None:
+        base["tracking"] = tracking  # every trial's run in the study's experiment
     dumped = body.model_dump(mode="json")
     return {
         "request": dumped,

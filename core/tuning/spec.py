@@ -13,6 +13,10 @@ A search space maps dotted job paths to an Optuna distribution: `float` (low, hi
 validation metric the jobs report, optionally subject to `constraint`: another metric that must not fall
 below `min`. Structure is checked here; whether the paths exist and every value they can take makes a
 valid job is checked against the dataset by `core.tuning.validate`.
+
+`tracking` (`{"mlflow": {"experiment", "run_name"}}`, as a job's) puts the study's parent MLflow run and
+every trial's run in that experiment and names the parent run `run_name` (the trials keep their own
+names, `trial-<n>`; `core.tracking.context`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from core.jobspec import JobCreate
+from core.tracking.spec import TrackingSpec
 
 __all__ = [
     "JOB_FIELDS",
@@ -174,6 +179,17 @@ class TuningCreate(JobCreate):
         default=None, ge=0, le=2**31 - 1, description="the sampler's seed; also every trial's training seed "
         "when `training.seed` is not given, so all trials share one data split",
     )  # fmt: skip
+
+    tracking: TrackingSpec | None = Field(
+        default=None,
+        description="MLflow: the experiment of the study's parent run and its trials, the parent's run_name",
+    )
+
+    def trial_tracking(self) -> dict[str, Any] | None:
+        """A trial job's `tracking`: the study's experiment, no run name (that one names the parent run)."""
+        if self.tracking is None or self.tracking.mlflow is None:
+            return None
+        return {"mlflow": {"experiment": self.tracking.mlflow.experiment}}
 
     def job_document(self) -> dict[str, Any]:
         """The job part of the request as JSON, every default filled in (what search paths point into)."""

@@ -743,6 +743,10 @@ def test_similarity_tensor_is_checked():
             ("combined", "components", 0, "weight"),
         ),
         (
+            {"kind": "combined", "components": [{"weight": 5e-324, "loss": {"kind": "cross_entropy"}}]},
+            ("combined", "components", 0, "weight"),
+        ),
+        (
             {
                 "kind": "combined",
                 "components": [{"weight": 1, "loss": {"kind": "combined", "components": []}}],
