@@ -32,17 +32,18 @@ predict (`ModelDecision`, argmax when model.json has none) and reported in the f
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import torch
 from pydantic import Field, Strict
 
 from core.errors import SpecError
-from core.losses import HEAD_LOSS_KINDS
-from core.losses.build import check_class_order
-from core.metrics import applicable_rules
-from core.models.heads import ORDINAL_HEADS, decide_outputs, head_of, probabilities
-from core.similarity import build_similarity, class_values
+from core.losses.spec import HEAD_LOSS_KINDS
+
+if TYPE_CHECKING:
+    import torch
+
+# torch and the modules built on it (heads, metrics, similarity matrices) are imported where they are used,
+# so that importing the job spec (the API's schemas) does not load torch.
 
 __all__ = [
     "DecisionRule",
@@ -66,6 +67,8 @@ def decision_of(spec: dict[str, Any]) -> dict[str, Any]:
 def decision_rules(head: str, similarity_spec: Any, classes: list[str]) -> tuple[str, ...]:
     """The rules that apply: every one for ordered, non-cyclic classes (an ordinal spec, or an ordinal
     head: class order), argmax and min_expected_cost otherwise."""
+    from core.metrics import applicable_rules
+
     values, period = _ranked_values(head, similarity_spec, classes)
     return applicable_rules(values, period)
 
@@ -73,6 +76,9 @@ def decision_rules(head: str, similarity_spec: Any, classes: list[str]) -> tuple
 def check_heads_and_decision(spec: dict[str, Any], classes: list[str]) -> None:
     """SpecError naming `loss.kind`, `model.head` or `decision` when the head, the loss, the classes and
     the decision rule of a (dumped) job spec do not go together; see the module docstring."""
+    from core.losses.build import check_class_order
+    from core.models.heads import ORDINAL_HEADS
+
     head = (spec.get("model") or {}).get("head", "softmax")
     kind = (spec.get("loss") or {}).get("kind", "cross_entropy")
     sim_spec = spec.get("similarity")
@@ -103,6 +109,11 @@ def decision_summary(metrics: dict[str, Any], decision: dict[str, Any]) -> dict[
 
 
 def _ranked_values(head: str, similarity_spec: Any, classes: list[str]) -> tuple[Any, float | None]:
+    import torch
+
+    from core.models.heads import ORDINAL_HEADS
+    from core.similarity import class_values
+
     values, period = class_values(similarity_spec, classes)
     if values is None and head in ORDINAL_HEADS:
         values = torch.arange(len(classes), dtype=torch.float64)
@@ -123,6 +134,9 @@ class ModelDecision:
     @classmethod
     def from_model_json(cls, model_json: dict[str, Any]) -> ModelDecision:
         """The decision a model.json describes (argmax when it names none)."""
+        from core.models.heads import head_of
+        from core.similarity import build_similarity
+
         head = head_of(model_json)
         decision = model_json.get("decision") or {}
         rule, threshold = decision.get("rule", "argmax"), float(decision.get("threshold", 0.5))
@@ -138,6 +152,10 @@ class ModelDecision:
 
     def __call__(self, outputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """((N, C) float64 class probabilities, (N,) int64 class indices) of the model's outputs."""
+        import torch
+
+        from core.models.heads import decide_outputs, probabilities
+
         z = torch.as_tensor(outputs).detach().to(torch.float64).cpu()
         pred = decide_outputs(z, self.head, self.rule, self.similarity, self.class_values, self.threshold)
         return probabilities(z, self.head), pred

@@ -9,17 +9,9 @@ optimizer = torch.optim.AdamW(param_groups(model, freeze="none", backbone_lr_fac
 Kinds are created by name from one registry (core/models/registry.py): linear, mlp, cnn, timm.
 """
 
-from core.models.build import (
-    MAX_PARAMETERS,
-    MODEL_FORMAT_VERSION,
-    architecture_json,
-    build_model,
-    count_parameters,
-    rebuild_model,
-)
-from core.models.init import InitReport, head_parameter_names, load_init_weights, param_groups
-from core.models.nets import Classifier, Standardize, standardization_stats, stats_shape
-from core.models.registry import MODEL_KINDS, ModelKind, get_kind, register_kind
+import importlib
+from typing import Any
+
 from core.models.spec import (
     InitSpec,
     ModelSpec,
@@ -29,7 +21,6 @@ from core.models.spec import (
     timm_architectures,
     validation_to_spec_error,
 )
-from core.models.timm_nets import apply_small_image_stem, supports_small_image_stem
 
 __all__ = [
     "MAX_PARAMETERS",
@@ -60,3 +51,24 @@ __all__ = [
     "timm_architectures",
     "validation_to_spec_error",
 ]
+
+# The networks (torch, timm) are imported on first use of one of their names, so that `ModelSpec` (the API's
+# schemas) imports without torch.
+_LAZY = {
+    "build": (
+        "MAX_PARAMETERS", "MODEL_FORMAT_VERSION", "architecture_json", "build_model", "count_parameters",
+        "rebuild_model",
+    ),
+    "init": ("InitReport", "head_parameter_names", "load_init_weights", "param_groups"),
+    "nets": ("Classifier", "Standardize", "standardization_stats", "stats_shape"),
+    "registry": ("MODEL_KINDS", "ModelKind", "get_kind", "register_kind"),
+    "timm_nets": ("apply_small_image_stem", "supports_small_image_stem"),
+}  # fmt: skip
+_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'core.models' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"core.models.{module}"), name)

@@ -8,14 +8,8 @@ See `core.similarity.spec` for the kinds and their fields, `core.similarity.buil
 becomes a matrix (and `similarity_warnings(spec, classes)` for what a `matrix` spec had clipped).
 """
 
-from core.similarity.build import (
-    build_similarity,
-    check_classes,
-    class_groups,
-    class_values,
-    hierarchy_paths,
-    similarity_warnings,
-)
+from typing import Any
+
 from core.similarity.spec import (
     MAX_CLASSES,
     SIMILARITY_KINDS,
@@ -51,3 +45,17 @@ __all__ = [
     "parse_similarity_spec",
     "similarity_warnings",
 ]
+
+# `core.similarity.build` (torch) is imported on first use of one of its names, so that the specs (the API's
+# schemas) import without torch.
+_BUILD_NAMES = {
+    "build_similarity", "check_classes", "class_groups", "class_values", "hierarchy_paths", "similarity_warnings",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name in _BUILD_NAMES:
+        from core.similarity import build
+
+        return getattr(build, name)
+    raise AttributeError(f"module 'core.similarity' has no attribute {name!r}")
