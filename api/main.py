@@ -17,9 +17,21 @@ from fastapi import FastAPI
 from api.deadline import RequestDeadline
 from api.errors import document_error_responses, install_error_handlers
 from api.limits import BodyLimitMiddleware
-from api.routes import API_PREFIX, artifacts, comparisons, datasets, health, jobs, pages, predict, similarity
+from api.routes import (
+    API_PREFIX,
+    artifacts,
+    comparisons,
+    datasets,
+    health,
+    jobs,
+    pages,
+    predict,
+    similarity,
+    webhooks,
+)
+from api.routes import checkpoints as checkpoint_routes
+from api.routes import console_pages as console_page_routes
 from api.routes import tuning as tuning_routes
-from api.routes import webhooks
 from api.routes import weights as weights_routes
 from api.routes.health import AppMetrics, MetricsMiddleware
 from api.routes.predict import ModelCache
@@ -101,8 +113,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestDeadline, seconds=settings.request_timeout_s)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
 
-    modules = (health, datasets, weights_routes, jobs, artifacts, predict, comparisons, similarity, pages, webhooks)
+    modules = (
+        health,
+        datasets,
+        weights_routes,
+        jobs,
+        artifacts,
+        predict,
+        comparisons,
+        similarity,
+        pages,
+        webhooks,
+    )
     modules += (tuning_routes,)
+    modules += (checkpoint_routes,)  # /v1/jobs/{id}/checkpoints[...]
+    modules += (console_page_routes,)  # the console's new-job, comparisons and tuning pages
     for module in modules:
         app.include_router(module.router)
     app.include_router(redirect_router(m.router for m in modules))  # /jobs... -> 308 -> /v1/jobs...

@@ -32,6 +32,7 @@ from api.dispatch import request_hash
 from api.pagination import CursorParam, keyset_page
 from api.routes import API_PREFIX
 from api.ui.assets import inline
+from api.ui.render import json_for_script
 from core.db.models import TuningStudy
 from core.tuning import service
 from core.tuning.report import study_report
@@ -47,6 +48,7 @@ _pages = Environment(
     trim_blocks=True, lstrip_blocks=True,
 )  # fmt: skip
 _pages.globals["inline"] = inline
+_pages.filters["json_script"] = json_for_script  # base.html, which tuning.html extends, uses it
 
 
 class TuningProgress(BaseModel):

@@ -1,5 +1,6 @@
 """Tests of api.ui without a browser: what the templates put in a page, how data is escaped, how static
-files are inlined, linked with a version and served (the pages in Chromium: tests/compare/test_pages.py).
+files are inlined, linked with a version and served, the console pages' frame and headers (the pages in
+Chromium: tests/compare/test_pages.py, tests/ui/).
 
     .venv/bin/python -m pytest tests/api/test_ui_templates.py -q
 """
@@ -13,7 +14,15 @@ import re
 import jinja2
 import pytest
 
-from api.ui import STATIC_DIR, assets, json_for_script, render, render_jobs_page, render_report_page
+from api.ui import (
+    PAGE_HEADERS,
+    STATIC_DIR,
+    assets,
+    json_for_script,
+    render,
+    render_console_page,
+    render_report_page,
+)
 
 EVIL = "</script><!-- <img src=x onerror=\"window.__pwned=1\"> & 'quoted' \u2028"
 SCRIPT = re.compile(r'<script(?: type="application/json" id="([\w-]+)")?>(.*?)</script>', re.DOTALL)
@@ -49,16 +58,40 @@ def test_report_page_is_one_offline_file_with_the_data_as_json():
     assert render_report_page({}, {}).count("<title>simtrain comparison </title>") == 1
 
 
-def test_jobs_page_links_versioned_static_files():
-    html = render_jobs_page(static_base="/assets/", api_base="/api/v9")
-    assert _json_scripts(html) == {"config": {"api_base": "/api/v9"}}
-    links = re.findall(r'(?:src|href)="([^"]+)"', html)
-    assert [link for link in links if link != "#"] == [
-        f"/assets/{name}?v={hashlib.sha256((STATIC_DIR / name).read_bytes()).hexdigest()[:12]}"
-        for name in ("base.css", "jobs.css", "chart.umd.min.js", "charts.js", "jobs.js")
+def _version(name: str) -> str:
+    return hashlib.sha256((STATIC_DIR / name).read_bytes()).hexdigest()[:12]
+
+
+def test_console_pages_link_versioned_static_files_and_carry_config():
+    html = render_console_page(
+        "job.html", title="t", config={"job_id": EVIL}, static_base="/assets/", api_base="/api/v9"
+    )
+    assert _json_scripts(html) == {"config": {"api_base": "/api/v9", "job_id": EVIL}}
+    assert EVIL not in html
+    links = re.findall(r'(?:src|href)="(/assets/[^"]+)"', html)
+    assert links == [
+        f"/assets/{name}?v={_version(name)}"
+        for name in ("base.css", "console.css", "console.js", "chart.umd.min.js", "charts.js", "job.js")
     ]
-    hostile = render_jobs_page(static_base='/s"><script>alert(1)</script>')
+    # the nav, the skip link and the one <main> every console page shares
+    nav = re.findall(r'<li><a href="(/ui/[^"]+)"', html)
+    assert nav == ["/ui/jobs", "/ui/new", "/ui/comparisons", "/ui/tuning", "/ui/signin?signout=1"]
+    assert html.count("<main") == 1 and 'href="#main"' in html
+    # scripts: the JSON config block and files only, nothing inline to run
+    assert re.findall(r"<script( [^>]*)?>", html) == [
+        ' type="application/json" id="config"', *[f' src="/assets/{n}?v={_version(n)}"' for n in
+                                               ("console.js", "chart.umd.min.js", "charts.js", "job.js")]
+    ]  # fmt: skip
+    hostile = render_console_page("jobs.html", title="t", static_base='/s"><script>alert(1)</script>')
     assert "<script>alert" not in hostile and "/s&#34;&gt;&lt;script&gt;" in hostile
+
+
+def test_every_label_names_an_input_of_the_console_pages():
+    for template in ("signin.html", "jobs.html", "job.html"):
+        html = render_console_page(template, title="t", config={"job_id": "x"})
+        ids = set(re.findall(r'<(?:input|select|textarea)[^>]*\bid="([\w-]+)"', html))
+        labelled = set(re.findall(r'<label for="([\w-]+)"', html))
+        assert ids == labelled, template
 
 
 def test_inline_refuses_a_file_that_would_close_its_element(tmp_path, monkeypatch):
@@ -86,12 +119,19 @@ def test_templates_refuse_undefined_values():
         render._env.get_template("report.html").render(title="t", report={})  # no meta
 
 
-def test_static_files_and_jobs_page_are_served(embedded):
+def test_console_pages_and_static_files_are_served(embedded):
     client = embedded.client
+    for path in ("/ui/signin", "/ui/jobs", "/ui/jobs/0f0f0f0f-0000-4000-8000-000000000000"):
+        page = client.get(path)
+        assert page.status_code == 200, path
+        for header, value in PAGE_HEADERS.items():
+            assert page.headers[header] == value, (path, header)
+        assert "script-src 'self';" in page.headers["content-security-policy"]
+    assert client.get("/ui/jobs/" + "x" * 65).status_code == 422
+    assert client.get("/ui", follow_redirects=False).headers["location"] == "/ui/jobs"
     page = client.get("/ui/jobs")
-    assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
     links = re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text)
-    assert len(links) == 5
+    assert len(links) == 4  # base.css, console.css, console.js, jobs.js
     types = {".js": "text/javascript", ".css": "text/css"}
     for link in links:
         r = client.get(link)

@@ -1,7 +1,8 @@
 """Fixtures of the comparison tests, reused from the other suites rather than copied:
 
 - `stack_factory` (real `celery worker` subprocesses + the real API) from `tests/worker/conftest.py`;
-- `make_service` / `embedded` / `service` (the app on the embedded default with two tenants) from `tests/api/conftest.py`.
+- `make_service` / `embedded` / `service` (the app on the embedded default with two tenants) from `tests/api/conftest.py`;
+- `browser` / `new_tab` (headless Chromium under Playwright) from `tests/browser.py`.
 
 The two conftest files are loaded under private module names (they are not importable packages).
 """
@@ -17,6 +18,7 @@ for path in (REPO, TESTS):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
+from browser import browser, new_tab  # noqa: F401 - the page tests' fixtures
 from fixture_loader import load_module
 
 _worker_fixtures = load_module("_simtrain_compare_worker_fixtures", TESTS / "worker" / "conftest.py")

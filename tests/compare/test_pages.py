@@ -1,33 +1,21 @@
-"""The HTML report and the jobs page (`api.ui`) in headless Chromium: they render their charts without a
-console error, the report offline from a file, the jobs page against the real API. Screenshots go to
-`test-artifacts/` (git-ignored). Chromium comes from `scripts/install-chromium.sh`; without it these
-tests fail, they never skip."""
+"""The HTML report and the console's jobs pages (`api.ui`) in headless Chromium (Playwright,
+`tests/browser.py`): they render their charts without a console error, the report offline from a file, the
+console against the real API. Screenshots go to `test-artifacts/` (git-ignored). Chromium comes from
+`scripts/install-chromium.sh`; without it these tests fail, they never skip."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from compare_browser import Browser, find_chromium
+from browser import ARTIFACTS
 from compare_testlib import CLASSES, SIM_SPEC, synthetic_runs
 
 from api.ui import render_report_page
 from core.compare.report import ChildRun, build_report
 from tests.live_server import live_server
 
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "test-artifacts"
-
 # a class name that would break the page if it were ever inserted as markup
 EVIL = '</script><img src=x onerror="window.__pwned=1">'
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    exe = find_chromium()
-    if exe is None:
-        pytest.fail("chromium is not installed: run scripts/install-chromium.sh")
-    return exe
+READY = "document.body.dataset.ready === '1'"
 
 
 @pytest.fixture(scope="module")
@@ -58,41 +46,43 @@ def _meta(comp_id: str = "c0ffee00-0000-4000-8000-000000000000") -> dict:
     }
 
 
-def test_report_page_renders_offline_without_errors(chromium, report, tmp_path):
+def test_report_page_renders_offline_without_errors(new_tab, report, tmp_path):
     evil = dict(report)
     evil["similarity_spec"] = {**SIM_SPEC, "note": EVIL}
     page = tmp_path / "report.html"
     page.write_text(render_report_page(evil, _meta()), encoding="utf-8")
-    with Browser(tmp_path) as b:
-        b.goto(page.as_uri())
-        b.wait_js("document.body.dataset.ready === '1'")
-        charts = b.js("Array.from(document.querySelectorAll('canvas')).filter(c => Chart.getChart(c)).length")
-        heatmaps = b.js(
-            "['confusion-baseline','confusion-near','confusion-other','similarity-matrix']"
-            ".map(id => document.getElementById(id)).filter(c => c && c.width > 100).length"
-        )
-        # something was drawn: the similarity heatmap's top-left cell is the darkest blue (S = 1)
-        pixel = b.js(
-            "(() => { const c = document.getElementById('similarity-matrix'); const r = window.devicePixelRatio||1;"
-            " return Array.from(c.getContext('2d').getImageData(70*r, 20*r, 1, 1).data); })()"
-        )
-        summary = b.js("document.querySelectorAll('#summary tr').length")
-        improved = b.js("document.querySelectorAll('#summary td.improved').length")
-        pwned = b.js("window.__pwned === 1")
-        b.screenshot(ARTIFACTS / "compare-report.png")
-        # a comparison cancelled before anything trained, without a similarity: still a page, no error
-        empty = build_report(
-            [ChildRun(job_id=f"j{v}", variant=v, seed=1, status="cancelled") for v in ("baseline", "simloss")],
-            classes=CLASSES, similarity_spec=None, seeds=[1], variants=["baseline", "simloss"], n_boot=10,
-        )  # fmt: skip
-        page2 = tmp_path / "empty.html"
-        page2.write_text(render_report_page(empty, {**_meta(), "status": "cancelled"}))
-        b.goto(page2.as_uri())
-        b.wait_js("document.body.dataset.ready === '1'")
-        assert b.js("document.querySelectorAll('#runs tr').length") == 3
-        errors = b.errors()
-        external = [u for u in b.requested_urls() if not u.startswith(("file:", "data:", "blob:", "about:"))]
-    assert errors == []
+    tab = new_tab(width=1280, height=1000)
+    b = tab.page
+    b.goto(page.as_uri())
+    tab.wait(READY)
+    charts = b.evaluate(
+        "Array.from(document.querySelectorAll('canvas')).filter(c => Chart.getChart(c)).length"
+    )
+    heatmaps = b.evaluate(
+        "['confusion-baseline','confusion-near','confusion-other','similarity-matrix']"
+        ".map(id => document.getElementById(id)).filter(c => c && c.width > 100).length"
+    )
+    # something was drawn: the similarity heatmap's top-left cell is the darkest blue (S = 1)
+    pixel = b.evaluate(
+        "(() => { const c = document.getElementById('similarity-matrix'); const r = window.devicePixelRatio||1;"
+        " return Array.from(c.getContext('2d').getImageData(70*r, 20*r, 1, 1).data); })()"
+    )
+    summary = b.evaluate("document.querySelectorAll('#summary tr').length")
+    improved = b.evaluate("document.querySelectorAll('#summary td.improved').length")
+    pwned = b.evaluate("window.__pwned === 1")
+    tab.screenshot("compare-report.png")
+    # a comparison cancelled before anything trained, without a similarity: still a page, no error
+    empty = build_report(
+        [ChildRun(job_id=f"j{v}", variant=v, seed=1, status="cancelled") for v in ("baseline", "simloss")],
+        classes=CLASSES, similarity_spec=None, seeds=[1], variants=["baseline", "simloss"], n_boot=10,
+    )  # fmt: skip
+    page2 = tmp_path / "empty.html"
+    page2.write_text(render_report_page(empty, {**_meta(), "status": "cancelled"}))
+    b.goto(page2.as_uri())
+    tab.wait(READY)
+    assert b.evaluate("document.querySelectorAll('#runs tr').length") == 3
+    external = [u for u in tab.requested if not u.startswith(("file:", "data:", "blob:", "about:"))]
+    assert tab.problems() == []
     assert external == []  # works offline: nothing fetched
     assert (
         charts == 4 + 3
@@ -148,50 +138,47 @@ def live_service(make_service, report):
         yield svc, base_url, comp_id
 
 
-def test_jobs_page_lists_jobs_polls_and_shows_curves_confusion_and_reports(chromium, live_service, tmp_path):
-    svc, base, comp_id = live_service
-    with Browser(tmp_path) as b:
-        b.goto(f"{base}/ui/jobs")
-        b.wait_js("document.body.dataset.ready === '1'")
-        assert "API key" in b.js("document.getElementById('message').textContent")
-        b.js(
-            f"document.getElementById('api-key').value = {svc.key_a!r};"
-            "document.getElementById('key-form').requestSubmit(); true"
-        )
-        b.wait_js("document.querySelectorAll('#jobs-body tr').length === 6")
-        assert b.js("sessionStorage.getItem('simtrain.apiKey')") == svc.key_a
-        # the jobs table is drawn before the comparisons are read and the message is set: wait for it
-        b.wait_js("document.getElementById('message').textContent !== 'enter an API key to see your jobs'")
-        assert "live" in b.js("document.getElementById('message').textContent")  # a job is running: polling
-        # a finished job: its curves and confusion matrix
-        b.js("document.querySelectorAll('#jobs-body tr')[1].click(); true")
-        b.wait_js(
-            "!document.getElementById('detail').hidden && !!Chart.getChart(document.getElementById('job-loss'))"
-        )
-        b.wait_js("!document.getElementById('job-confusion-box').hidden")
-        assert b.js("document.getElementById('job-confusion').width") > 100
-        assert b.js("Chart.getChart(document.getElementById('job-acc')).data.labels.length") == 2
-        # the job finishes while the page polls: the table follows without a reload
-        from core.db.models import Job
+def test_console_lists_jobs_polls_and_shows_curves_and_confusion(new_tab, live_service):
+    svc, base, _comp_id = live_service
+    tab = new_tab(width=1280, height=1000)
+    b = tab.page
+    b.goto(f"{base}/ui/jobs")  # no key kept: the page sends the browser to sign in
+    b.wait_for_url(f"{base}/ui/signin?next=%2Fui%2Fjobs")
+    tab.wait(READY)
+    # a wrong key: a message, and it is not kept
+    b.fill("#api-key", "st_wrong")
+    b.press("#api-key", "Enter")
+    tab.wait("document.getElementById('signin-message').textContent.includes('did not accept')")
+    assert b.evaluate("sessionStorage.getItem('simtrain.apiKey')") is None
+    b.fill("#api-key", svc.key_a)
+    b.press("#api-key", "Enter")
+    b.wait_for_url(f"{base}/ui/jobs")
+    assert b.evaluate("sessionStorage.getItem('simtrain.apiKey')") == svc.key_a
+    tab.wait("document.querySelectorAll('#jobs-body tr').length === 6")  # tenant B's job: not listed
+    tab.wait(READY)
+    assert "Live" in b.text_content("#jobs-status")  # a job is running: polling
+    # a finished job: its curves and confusion matrix
+    b.locator("#jobs-body tr[data-status=succeeded] a").first.click()
+    b.wait_for_url(f"{base}/ui/jobs/*")
+    tab.wait(READY)
+    tab.wait("!!Chart.getChart(document.getElementById('chart-loss'))")
+    tab.wait("!document.getElementById('confusion-box').hidden")
+    assert b.evaluate("document.getElementById('confusion').width") > 100
+    assert b.evaluate("Chart.getChart(document.getElementById('chart-val')).data.labels.length") == 2
+    # the running job finishes while the list polls: the table follows without a reload
+    b.go_back()
+    tab.wait("document.querySelectorAll('#jobs-body tr[data-status=running]').length === 1")
+    from core.db.models import Job
 
-        with svc.sessionmaker() as s:
-            running = s.query(Job).filter(Job.status == "running").one()
-            running.status, running.epoch, running.final_metrics = "succeeded", 2, {"accuracy": 0.5}
-            s.commit()
-        b.wait_js("!Array.from(document.querySelectorAll('#jobs-body td')).some(td => td.textContent === 'running')",
-                  timeout=15)  # fmt: skip
-        # the comparison's report opens in a frame
-        assert b.js("document.querySelectorAll('#comparisons-body tr').length") == 1
-        b.js("document.querySelector('#comparisons-body button').click(); true")
-        b.wait_js(
-            "(() => { const f = document.getElementById('report-frame');"
-            " return !!(f.contentDocument && f.contentDocument.body && f.contentDocument.body.dataset.ready === '1'); })()"
-        )
-        assert comp_id in b.js("document.getElementById('report-frame').contentDocument.title")
-        b.js("document.getElementById('report-box').scrollIntoView(); true")
-        b.screenshot(ARTIFACTS / "compare-jobs-page.png")
-        # a wrong key: a message, not a console error
-        b.js("sessionStorage.setItem('simtrain.apiKey', 'st_wrong'); refresh(); true")
-        b.wait_js("document.getElementById('message').textContent.includes('not accepted')")
-        errors = b.errors(ignore=("favicon.ico", "401"))
-    assert errors == []
+    with svc.sessionmaker() as s:
+        running = s.query(Job).filter(Job.status == "running").one()
+        running.status, running.epoch, running.final_metrics = "succeeded", 2, {"accuracy": 0.5}
+        s.commit()
+    tab.wait("document.querySelectorAll('#jobs-body tr[data-status=running]').length === 0", timeout=15_000)
+    tab.screenshot("compare-jobs-page.png")
+    # a key the API stops accepting: back to the sign-in page, the key forgotten
+    b.evaluate("sessionStorage.setItem('simtrain.apiKey', 'st_revoked')")
+    b.reload()
+    b.wait_for_url(f"{base}/ui/signin*")
+    assert b.evaluate("sessionStorage.getItem('simtrain.apiKey')") is None
+    assert tab.problems(ignore=("401",)) == []

@@ -1,5 +1,7 @@
-/* simtrain pages: drawing helpers shared by the report and the jobs page (needs window.Chart):
-   fmt / signed / el, drawHeatmap (canvas heatmap), chartOn / lineChart (Chart.js), errorBarsPlugin. */
+/* simtrain pages: drawing helpers shared by the report and the console's job page (needs window.Chart):
+   fmt / signed / el, drawHeatmap (canvas heatmap), chartOn / lineChart (Chart.js), errorBarsPlugin.
+   lineChart's last argument, `options`, is merged over the chart's options (e.g. {responsive: true,
+   maintainAspectRatio: false} for a chart that fills its sized container). */
 "use strict";
 const PALETTE = ["#1f5fbf", "#d9480f", "#2f9e44", "#9c36b5", "#e8590c", "#0c8599", "#c2255c", "#5f3dc4",
                  "#66a80f", "#495057"];
@@ -74,8 +76,8 @@ function chartOn(canvas, config) {
   CHARTS[id] = new Chart(canvas, config);
   return CHARTS[id];
 }
-function lineChart(canvas, title, epochs, series, ylabel) {
-  return chartOn(canvas, {
+function lineChart(canvas, title, epochs, series, ylabel, options) {
+  const chart = {
     type: "line",
     data: { labels: epochs, datasets: series.map((s, k) => ({
       label: s.label, data: s.data, borderColor: s.color || PALETTE[k % PALETTE.length],
@@ -86,7 +88,9 @@ function lineChart(canvas, title, epochs, series, ylabel) {
       scales: Object.assign({ x: { title: { display: true, text: "epoch" } },
         y: { title: { display: !!ylabel, text: ylabel || "" } } },
         series.some(s => s.axis === "y2") ? { y2: { position: "right", grid: { drawOnChartArea: false } } } : {}) },
-  });
+  };
+  Object.assign(chart.options, options || {});
+  return chartOn(canvas, chart);
 }
 const errorBarsPlugin = {
   id: "errorBars",

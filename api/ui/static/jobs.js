@@ -1,118 +1,145 @@
-/* simtrain jobs page: asks for an API key (sessionStorage only), lists jobs and comparisons,
-   polls the JSON API (#config api_base), shows a job's curves and confusion matrix and a comparison's
-   report in a frame; sets body[data-ready=1] after the first refresh. Needs charts.js. */
+/* simtrain jobs page (/ui/jobs): the signed-in tenant's jobs, newest first. The status filter is the API's
+   `status` query, the search matches the loaded jobs' ids and names (metadata.name, else the comparison
+   variant); both live in the URL (?status=&q=). "More jobs" loads the next keyset page (next_cursor) of
+   ?limit= jobs (25 by default, at most 100).
+   Live: the first page is read again every 2 s while a listed job is not finished (10 s otherwise), and
+   unfinished jobs beyond it one by one. Sets body[data-ready=1] after the first load. Needs console.js. */
 "use strict";
-const API = JSON.parse(document.getElementById("config").textContent).api_base;
-const KEY_NAME = "simtrain.apiKey";
-const TERMINAL = new Set(["succeeded", "failed", "cancelled", "partial"]);
-let selected = null, selectedTerminalShown = null, timer = null, reportUrl = null;
-function apiKey() { return sessionStorage.getItem(KEY_NAME) || ""; }
-function setMessage(text, bad) { const m = document.getElementById("message"); m.textContent = text; m.className = bad ? "worse" : "muted"; }
-async function api(path) {
-  const r = await fetch(API + path, { headers: { Authorization: "Bearer " + apiKey() } });
-  if (r.status === 401) { const e = new Error("the API key was not accepted"); e.auth = true; throw e; }
-  if (!r.ok) { let msg = "HTTP " + r.status; try { const b = await r.json(); msg = (b.error && b.error.message) || msg; } catch (_) {} throw new Error(msg); }
-  return r;
-}
-function progressCell(fraction, text) {
-  return el("td", {}, [el("span", { class: "bar" }, [el("span", { style: "width:" + Math.round(100 * (fraction || 0)) + "%" })]), text]);
-}
-function accuracyOf(job) {
-  if (job.final_metrics && job.final_metrics.accuracy !== undefined) return job.final_metrics.accuracy;
-  const lm = job.latest_metrics; return lm && lm.val ? lm.val.accuracy : null;
-}
-function renderJobs(items) {
-  const body = document.getElementById("jobs-body"); body.replaceChildren();
-  for (const j of items) {
-    const meta = (j.spec && j.spec.metadata) || {};
-    const tr = el("tr", { class: "clickable" + (j.id === selected ? " selected" : ""), "data-job": j.id,
-      onclick: () => selectJob(j.id) }, [
-      el("td", { class: "mono", title: j.id, text: j.id.slice(0, 8) }),
-      el("td", { class: "status-" + j.status, text: j.status + (j.cancel_requested && j.status === "running" ? " (cancelling)" : "") }),
-      el("td", { class: "mono", text: (j.spec && j.spec.loss ? j.spec.loss.kind : "") + (meta.variant ? " \u00b7 " + meta.variant : "") }),
+(function () {
+  if (!simtrain.requireSignIn()) return;
+  const { api, el, fmtTime, statusBadge, TERMINAL } = simtrain;
+  const LIVE_MS = 2000, IDLE_MS = 10000;
+  const statusSel = document.getElementById("status-filter");
+  const search = document.getElementById("search");
+  const body = document.getElementById("jobs-body");
+  const more = document.getElementById("more");
+  const line = document.getElementById("jobs-status");
+  const empty = document.getElementById("jobs-empty");
+  const byId = new Map();
+  let order = [], nextCursor = null, timer = null, generation = 0;
+
+  const params = new URLSearchParams(location.search);
+  const PAGE = Math.min(100, Math.max(1, parseInt(params.get("limit"), 10) || 25));
+  statusSel.value = params.get("status") || "";
+  search.value = params.get("q") || "";
+
+  function say(text, bad) { line.textContent = text; line.className = bad ? "error" : "muted"; }
+  function jobName(j) {
+    const m = (j.spec && j.spec.metadata) || {};
+    return m.name || m.variant || "";
+  }
+  function accuracy(j) {
+    if (j.final_metrics && typeof j.final_metrics.accuracy === "number") return j.final_metrics.accuracy;
+    const v = j.latest_metrics && j.latest_metrics.val;
+    return v && typeof v.accuracy === "number" ? v.accuracy : null;
+  }
+  function shown(j) {
+    if (statusSel.value && j.status !== statusSel.value) return false;
+    const q = search.value.trim().toLowerCase();
+    return !q || j.id.toLowerCase().includes(q) || jobName(j).toLowerCase().includes(q);
+  }
+
+  function row(j) {
+    const p = j.progress || { epoch: 0, epochs: 0, fraction: 0 };
+    const bar = el("progress", { max: "1", value: String(p.fraction || 0), "aria-label": "progress of job " + j.id });
+    const acc = accuracy(j);
+    return el("tr", { "data-job": j.id, "data-status": j.status }, [
+      el("td", {}, [el("a", { class: "mono", href: "/ui/jobs/" + encodeURIComponent(j.id), title: j.id,
+        "aria-label": "job " + j.id, text: j.id.slice(0, 8) })]),
+      el("td", { class: "name", text: jobName(j) }),
+      el("td", {}, [statusBadge(j.status, j.cancel_requested && !TERMINAL.has(j.status) ? " (cancelling)" : "")]),
       el("td", { text: j.dataset }),
-      progressCell(j.progress.fraction, j.progress.epoch + "/" + j.progress.epochs),
-      el("td", { text: fmt(accuracyOf(j)) }),
-      el("td", { class: "muted", text: (j.created_at || "").replace("T", " ").slice(0, 19) })]);
-    body.append(tr);
+      el("td", { class: "mono", text: j.spec && j.spec.loss ? j.spec.loss.kind : "" }),
+      el("td", { class: "progress" }, [bar, " " + p.epoch + "/" + p.epochs]),
+      el("td", { text: acc === null ? "\u2013" : acc.toFixed(4) }),
+      el("td", { class: "muted", text: fmtTime(j.created_at) }),
+    ]);
   }
-  document.getElementById("jobs-empty").hidden = items.length > 0;
-}
-function renderComparisons(items) {
-  const body = document.getElementById("comparisons-body"); body.replaceChildren();
-  for (const c of items) {
-    const done = TERMINAL.has(c.status);
-    const btn = el("button", { text: "report", onclick: (ev) => { ev.stopPropagation(); openReport(c.id); } });
-    if (!done) btn.disabled = true;
-    body.append(el("tr", {}, [el("td", { class: "mono", title: c.id, text: c.id.slice(0, 8) }),
-      el("td", { class: "status-" + c.status, text: c.status }),
-      el("td", { text: c.variants.map(v => v.name).join(", ") }), el("td", { text: c.seeds.length }),
-      progressCell(c.progress.fraction, c.progress.succeeded + c.progress.failed + c.progress.cancelled + "/" + c.progress.total),
-      el("td", {}, [btn])]));
+
+  function render() {
+    const rows = order.map((id) => byId.get(id)).filter(shown).map(row);
+    body.replaceChildren(...rows);
+    empty.hidden = rows.length > 0;
+    more.hidden = !nextCursor;
   }
-  document.getElementById("comparisons-empty").hidden = items.length > 0;
-}
-async function selectJob(id) { selected = id; selectedTerminalShown = null; await refreshDetail(); highlight(); }
-function highlight() { document.querySelectorAll("#jobs-body tr").forEach(tr => tr.classList.toggle("selected", tr.dataset.job === selected)); }
-async function refreshDetail() {
-  if (!selected) return;
-  const job = await (await api("/jobs/" + selected)).json();
-  if (selectedTerminalShown === job.id && TERMINAL.has(job.status)) return;
-  const metrics = await (await api("/jobs/" + selected + "/metrics")).json();
-  const box = document.getElementById("detail"); box.hidden = false;
-  document.getElementById("detail-title").textContent = "Job " + job.id + " \u2014 " + job.status +
-    (job.error ? " (" + job.error.code + ": " + job.error.message + ")" : "");
-  const epochs = metrics.epochs.map(e => e.epoch);
-  const get = (part, key) => metrics.epochs.map(e => (e.metrics[part] || {})[key] ?? null);
-  lineChart(document.getElementById("job-loss"), "loss", epochs, [
-    { label: "train loss", data: get("train", "loss") }, { label: "val loss", data: get("val", "loss") }]);
-  lineChart(document.getElementById("job-acc"), "validation", epochs, [
-    { label: "val accuracy", data: get("val", "accuracy") },
-    { label: "val mean similarity", data: get("val", "mean_similarity") },
-    { label: "val mistake severity", data: get("val", "mistake_severity"), dash: [4, 3] }]);
-  const cmBox = document.getElementById("job-confusion-box");
-  const cm = job.final_metrics && job.final_metrics.confusion_matrix;
-  cmBox.hidden = !cm;
-  if (cm) drawHeatmap(document.getElementById("job-confusion"), cm, job.classes, { normalizeRows: true, size: 300, xlabel: "predicted" });
-  if (TERMINAL.has(job.status)) selectedTerminalShown = job.id;
-}
-async function openReport(id) {
-  try {
-    const html = await (await api("/comparisons/" + id + "/report")).text();
-    const frame = document.getElementById("report-frame");
-    frame.srcdoc = html; document.getElementById("report-box").hidden = false;
-    if (reportUrl) URL.revokeObjectURL(reportUrl);
-    reportUrl = URL.createObjectURL(new Blob([html], { type: "text/html" }));
-    const a = document.getElementById("report-download"); a.href = reportUrl; a.download = "comparison-" + id + ".html";
-  } catch (e) { setMessage(e.message, true); }
-}
-async function refresh() {
-  clearTimeout(timer);
-  if (!apiKey()) { setMessage("enter an API key to see your jobs"); return; }
-  let active = false;
-  try {
-    const jobs = (await (await api("/jobs?limit=50")).json()).items;
-    renderJobs(jobs);
-    active = jobs.some(j => !TERMINAL.has(j.status));
-    let comps = [];
-    try { comps = (await (await api("/comparisons?limit=20")).json()).items; } catch (e) { if (e.auth) throw e; }
-    renderComparisons(comps);
-    active = active || comps.some(c => !TERMINAL.has(c.status));
-    await refreshDetail();
-    setMessage((active ? "live: refreshing every 2 s" : "up to date") + " \u00b7 " + new Date().toLocaleTimeString());
-  } catch (e) {
-    setMessage(e.message, true);
-    if (e.auth) return;
+
+  function listPath(cursor) {
+    const q = new URLSearchParams({ limit: String(PAGE) });
+    if (statusSel.value) q.set("status", statusSel.value);
+    if (cursor) q.set("cursor", cursor);
+    return "/jobs?" + q.toString();
   }
-  timer = setTimeout(refresh, active ? 2000 : 10000);
-}
-document.getElementById("key-form").addEventListener("submit", (ev) => {
-  ev.preventDefault();
-  const input = document.getElementById("api-key");
-  sessionStorage.setItem(KEY_NAME, input.value.trim()); input.value = ""; refresh();
-});
-document.getElementById("forget").addEventListener("click", () => {
-  sessionStorage.removeItem(KEY_NAME); renderJobs([]); renderComparisons([]); document.getElementById("detail").hidden = true; refresh();
-});
-document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh(); });
-refresh().then(() => { document.body.dataset.ready = "1"; });
+
+  function merge(items, atEnd) {
+    const fresh = [];
+    for (const j of items) {
+      if (!byId.has(j.id)) fresh.push(j.id);
+      byId.set(j.id, j);
+    }
+    order = atEnd ? order.concat(fresh) : fresh.concat(order);
+  }
+
+  // the unfinished jobs that the first page no longer holds (they moved down as new jobs arrived)
+  async function refreshStragglers(firstIds) {
+    const rest = order.filter((id) => !firstIds.has(id) && !TERMINAL.has(byId.get(id).status)).slice(0, 20);
+    const jobs = await Promise.all(rest.map((id) => api("/jobs/" + encodeURIComponent(id)).catch(() => null)));
+    for (const j of jobs) if (j) byId.set(j.id, j);
+  }
+
+  async function refresh() {
+    clearTimeout(timer);
+    const gen = generation;
+    let live = false;
+    try {
+      const page = await api(listPath(null));
+      if (gen !== generation) return;
+      const first = order.length === 0;
+      merge(page.items, false);
+      if (first) nextCursor = page.next_cursor;
+      await refreshStragglers(new Set(page.items.map((j) => j.id)));
+      if (gen !== generation) return;
+      render();
+      live = order.some((id) => !TERMINAL.has(byId.get(id).status));
+      say((live ? "Live: updating every 2 s" : "Up to date") + " \u00b7 " + new Date().toLocaleTimeString());
+    } catch (e) {
+      if (gen !== generation) return;
+      say("Could not load the jobs: " + e.message, true);
+    }
+    document.body.dataset.ready = "1";
+    timer = setTimeout(refresh, live ? LIVE_MS : IDLE_MS);
+  }
+
+  async function loadMore() {
+    if (!nextCursor) return;
+    more.disabled = true;
+    try {
+      const page = await api(listPath(nextCursor));
+      merge(page.items, true);
+      nextCursor = page.next_cursor;
+      render();
+    } catch (e) {
+      say("Could not load more jobs: " + e.message, true);
+    } finally {
+      more.disabled = false;
+    }
+  }
+
+  function keepInUrl() {
+    const q = new URLSearchParams();
+    if (params.get("limit")) q.set("limit", String(PAGE));
+    if (statusSel.value) q.set("status", statusSel.value);
+    if (search.value.trim()) q.set("q", search.value.trim());
+    history.replaceState(null, "", location.pathname + (q.toString() ? "?" + q : ""));
+  }
+
+  statusSel.addEventListener("change", () => {
+    generation++;
+    byId.clear(); order = []; nextCursor = null;
+    keepInUrl(); render(); refresh();
+  });
+  search.addEventListener("input", () => { keepInUrl(); render(); });
+  document.getElementById("filters").addEventListener("submit", (ev) => ev.preventDefault());
+  more.addEventListener("click", loadMore);
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh(); });
+  refresh();
+})();

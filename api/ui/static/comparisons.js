@@ -1,0 +1,98 @@
+/* simtrain console, comparisons: the list (/ui/comparisons) or, with #config comparison_id, one comparison
+   (/ui/comparisons/{id}): status and progress (live until it ends), variants, child jobs (links to their
+   job pages), cancel, and once it has ended its report (GET /v1/comparisons/{id}/report) in a frame and
+   as a download. Needs console.js and console_lists.js. Text only through textContent. */
+"use strict";
+(function () {
+  const S = window.simtrain, L = window.simtrainLists;
+  if (!S.requireSignIn()) return;
+  const $ = (id) => document.getElementById(id);
+  const ENDED = new Set(["succeeded", "partial", "failed", "cancelled"]);
+  const id = S.config.comparison_id;
+
+  function progressCell(p) {
+    const done = p.succeeded + p.failed + p.cancelled;
+    const bar = S.el("progress", { max: "1", "aria-label": done + " of " + p.total + " children ended" });
+    bar.value = p.fraction;
+    return S.el("td", {}, [bar, " " + done + "/" + p.total]);
+  }
+
+  function listRow(c) {
+    return S.el("tr", {}, [
+      S.el("td", { class: "mono" }, [L.link("/ui/comparisons/" + encodeURIComponent(c.id), c.id.slice(0, 8))]),
+      S.el("td", {}, [S.statusBadge(c.status)]),
+      S.el("td", { text: c.dataset }),
+      S.el("td", { class: "wrap", text: c.variants.map(v => v.name).join(", ") }),
+      S.el("td", { text: String(c.seeds.length) }),
+      progressCell(c.progress),
+      S.el("td", { class: "muted", text: S.fmtTime(c.created_at) }),
+    ]);
+  }
+
+  function showList() {
+    L.listPage({ path: "/comparisons", table: $("comparisons"), empty: $("list-empty"), more: $("more"),
+      message: $("list-message"), row: listRow, active: (c) => !ENDED.has(c.status) });
+  }
+
+  // ----------------------------------------------------------------------------------- one comparison
+  let current = null, reportShown = false;
+
+  function childRow(ch) {
+    const acc = ch.metrics && ch.metrics.accuracy !== undefined ? Number(ch.metrics.accuracy).toFixed(4) : "\u2013";
+    return S.el("tr", {}, [
+      S.el("td", { class: "mono" }, [L.link("/ui/jobs/" + encodeURIComponent(ch.job_id), ch.job_id.slice(0, 8))]),
+      S.el("td", { text: ch.variant }), S.el("td", { text: String(ch.seed) }),
+      S.el("td", {}, [S.statusBadge(ch.status)]), S.el("td", { text: ch.epoch + "/" + ch.epochs }),
+      S.el("td", { text: acc })]);
+  }
+
+  function variantRow(v) {
+    return S.el("tr", {}, [S.el("td", { text: v.name }), S.el("td", { class: "mono wrap", text: JSON.stringify(v.loss) }),
+      S.el("td", { class: "mono wrap", text: v.overrides ? JSON.stringify(v.overrides) : "\u2013" })]);
+  }
+
+  function render(c) {
+    $("detail").hidden = false;
+    $("item-id").textContent = c.id;
+    $("item-status").replaceChildren(S.statusBadge(c.status));
+    const p = c.progress;
+    $("item-progress").textContent = (p.succeeded + p.failed + p.cancelled) + " of " + p.total + " child jobs ended";
+    L.summary($("summary"), [["dataset", c.dataset], ["classes", c.classes.join(", ")], ["seeds", c.seeds.join(", ")],
+      ["created", S.fmtTime(c.created_at)], ["finished", S.fmtTime(c.finished_at)]]);
+    $("variants").tBodies[0].replaceChildren(...c.variants.map(variantRow));
+    $("children").tBodies[0].replaceChildren(...c.children.map(childRow));
+    $("cancel").disabled = ENDED.has(c.status) || c.status === "cancelling";
+    $("download-report").disabled = !c.report_url;
+  }
+
+  async function showReport(c) {
+    if (reportShown || !c.report_url) return;
+    reportShown = true;
+    $("report-note").textContent = "The report, as GET " + c.report_url + " sends it (offline page).";
+    await L.frameReport($("report-frame"), c.report_url);
+  }
+
+  async function load() {
+    try {
+      current = await S.api("/comparisons/" + encodeURIComponent(id));
+    } catch (e) {
+      if (e.status === 404) { $("not-found").hidden = false; $("not-found-message").textContent = e.message; current = null; return; }
+      $("item-message").textContent = e.message;
+      return;
+    }
+    render(current);
+    await showReport(current);
+  }
+
+  function showOne() {
+    $("cancel").addEventListener("click", async () => {
+      try { render(await S.api("/comparisons/" + encodeURIComponent(id) + "/cancel", { method: "POST" })); }
+      catch (e) { $("item-message").textContent = e.message; }
+    });
+    $("download-report").addEventListener("click", () =>
+      S.download(current.report_url + "?download=1", "comparison-" + current.id + ".html").catch(e => { $("item-message").textContent = e.message; }));
+    L.poll(load, () => current !== null && !ENDED.has(current.status));
+  }
+
+  if (id) showOne(); else showList();
+})();

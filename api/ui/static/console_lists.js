@@ -1,0 +1,70 @@
+/* simtrain console: what the comparisons and tuning pages share, on window.simtrainLists (needs console.js).
+
+     simtrainLists.listPage({path: "/comparisons", table, empty, more, message, row(item) -> <tr>,
+                             active(item) -> bool})       // newest first, "More", live while any is active
+     await simtrainLists.frameReport(frame, "/comparisons/ID/report")   // the offline report in a frame
+     simtrainLists.poll(load, isActive)                    // load() now, again every 2 s while isActive()
+     simtrainLists.summary(dl, [[term, value], ...])       // a <dl> of text values
+     simtrainLists.link(href, text)
+
+   A report needs the API key, which a frame's own request cannot send: it is fetched, and the frame
+   loads it from a Blob (sandboxed: scripts run, at an opaque origin). Sets body[data-ready=1] after the
+   first load. */
+"use strict";
+(function () {
+  const S = window.simtrain;
+
+  function link(href, text) { return S.el("a", { href, text }); }
+
+  function summary(dl, pairs) {
+    dl.replaceChildren(...pairs.flatMap(([term, value]) => [
+      S.el("dt", { text: term }), S.el("dd", {}, [value instanceof Node ? value : String(value ?? "\u2013")])]));
+  }
+
+  function poll(load, isActive) {
+    let timer = null;
+    async function tick() {
+      clearTimeout(timer);
+      try { await load(); } finally { document.body.dataset.ready = "1"; }
+      if (isActive()) timer = setTimeout(tick, 2000);
+    }
+    document.addEventListener("visibilitychange", () => { if (!document.hidden && isActive()) tick(); });
+    return tick();
+  }
+
+  // a list page: the first page polled while any item is active; "More" appends the next pages
+  function listPage(o) {
+    const body = o.table.tBodies[0];
+    let items = [], cursor = null, extra = [];
+    function render() {
+      body.replaceChildren(...items.concat(extra).map(o.row));
+      o.empty.hidden = items.length + extra.length > 0;
+      o.more.hidden = !cursor;
+    }
+    async function load() {
+      try {
+        const page = await S.api(o.path + "?limit=20");
+        items = page.items;
+        if (!extra.length) cursor = page.next_cursor;
+        o.message.textContent = (items.some(o.active) ? "live \u00b7 " : "") + "updated " + new Date().toLocaleTimeString();
+      } catch (e) { o.message.textContent = e.message; }
+      render();
+    }
+    o.more.addEventListener("click", async () => {
+      const page = await S.api(o.path + "?limit=20&cursor=" + encodeURIComponent(cursor));
+      extra = extra.concat(page.items); cursor = page.next_cursor; render();
+    });
+    return poll(load, () => items.some(o.active));
+  }
+
+  async function frameReport(frame, path) {
+    const html = await S.api(path, { headers: { Accept: "text/html" } });
+    if (frame.dataset.url) URL.revokeObjectURL(frame.dataset.url);
+    const url = URL.createObjectURL(new Blob([html], { type: "text/html" }));
+    frame.dataset.url = url;
+    frame.src = url;
+    frame.hidden = false;
+  }
+
+  window.simtrainLists = Object.freeze({ link, summary, poll, listPage, frameReport });
+})();
