@@ -3,9 +3,12 @@
     simtrain --help
     simtrain dev | serve | migrate | worker | keys create/revoke           (cli.service)
     simtrain submit | status | download | cancel | pause | resume | jobs list  (cli.jobs)
-    simtrain datasets upload | datasets list                               (cli.datasets)
+    simtrain checkpoints list | download                                   (cli.checkpoints)
+    simtrain datasets upload | add | show | list                           (cli.datasets)
+    simtrain predict                                                       (cli.predict)
     simtrain compare                                                       (cli.compare)
     simtrain tune                                                          (cli.tune)
+    simtrain similarity preview                                            (cli.similarity)
 
 Client commands take `--url` (env SIMTRAIN_URL, default `core.client.DEFAULT_URL`) and `--api-key` (env
 SIMTRAIN_API_KEY). Any simtrain error (an error answer of the API, an unusable option) is one red line on
@@ -19,7 +22,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from cli import compare, datasets, jobs, service, tune
+from cli import checkpoints, compare, datasets, jobs, predict, service, similarity, tune
 from cli.output import error_line
 from core.errors import SimtrainError
 
@@ -47,7 +50,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals hold API keys
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-for module in (service, jobs, datasets, compare, tune):
+for module in (service, jobs, checkpoints, datasets, predict, compare, tune, similarity):
     module.register(app)
 
 

@@ -9,10 +9,12 @@ retries that are safe, a timeout on every call.
         job = client.wait(job["id"])
         client.download_artifact(job["id"], "model.onnx", "model.onnx")
 
-Resources: datasets (`upload_dataset`, `list_datasets`, `datasets_page`, `get_dataset`,
-`delete_dataset`, `builtin_datasets`), jobs (`create_job`, `list_jobs`, `iter_jobs`, `get_job`, `cancel`,
-`events`, `stream_events`, `metrics`, `wait`), artifacts (`list_artifacts`, `download_artifact`),
-`predict`, comparisons (`create_comparison`, `list_comparisons`, `get_comparison`, `cancel_comparison`,
+Resources: datasets (`upload_dataset`, `register_uri`, `wait_dataset`, `watch_dataset`, `list_datasets`,
+`datasets_page`, `get_dataset`, `delete_dataset`, `builtin_datasets`), jobs (`create_job`, `list_jobs`,
+`iter_jobs`, `get_job`, `cancel`, `events`, `stream_events`, `metrics`, `wait`), artifacts
+(`list_artifacts`, `download_artifact`), checkpoints (`list_checkpoints`, `download_checkpoint`),
+`predict` (feature rows), `predict_images` (PNG / JPEG files),
+comparisons (`create_comparison`, `list_comparisons`, `get_comparison`, `cancel_comparison`,
 `watch_comparison`, `wait_comparison`, `comparison_report`), tuning studies (`create_tuning`,
 `get_tuning`, `list_tuning`, `iter_tuning`, `cancel_tuning`, `watch_tuning`, `wait_tuning`,
 `tuning_report`), `similarity_preview` /

@@ -1,6 +1,6 @@
 """`SimtrainClient`: every resource of the simtrain REST API in one class, composed of one mixin per
-resource (datasets, jobs, artifacts and predictions, comparisons, similarity preview, tuning) over
-`BaseClient`.
+resource (datasets, jobs, artifacts, checkpoints and predictions, comparisons, similarity preview,
+tuning) over `BaseClient`.
 
     with SimtrainClient("http://127.0.0.1:8000", api_key, timeout=30) as client:
         client.health(); client.ready()
@@ -8,10 +8,14 @@ resource (datasets, jobs, artifacts and predictions, comparisons, similarity pre
 
 from __future__ import annotations
 
+from typing import Self
+
 from core.client.artifacts import ArtifactsMixin
+from core.client.checkpoints import CheckpointsMixin
 from core.client.comparisons import ComparisonsMixin
 from core.client.datasets import DatasetsMixin
 from core.client.jobs import JobsMixin
+from core.client.predict import PredictMixin
 from core.client.retry import NO_RETRY
 from core.client.similarity import SimilarityMixin
 from core.client.tuning import TuningMixin
@@ -21,11 +25,18 @@ __all__ = ["SimtrainClient"]
 
 
 class SimtrainClient(
-    DatasetsMixin, JobsMixin, ArtifactsMixin, ComparisonsMixin, SimilarityMixin, TuningMixin
+    DatasetsMixin,
+    JobsMixin,
+    ArtifactsMixin,
+    CheckpointsMixin,
+    PredictMixin,
+    ComparisonsMixin,
+    SimilarityMixin,
+    TuningMixin,
 ):
     """A typed client of the simtrain API (see `core.client`). Not thread-safe across `close()`."""
 
-    def __enter__(self) -> SimtrainClient:
+    def __enter__(self) -> Self:
         return self
 
     def health(self) -> Health:

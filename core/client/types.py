@@ -19,16 +19,19 @@ __all__ = [
     "ComparisonSummary",
     "ComparisonVariant",
     "Dataset",
+    "DatasetError",
     "DatasetPage",
     "EpochRecord",
     "Event",
     "EventPage",
+    "GuidanceWarning",
     "Health",
     "Job",
     "JobError",
     "JobMetrics",
     "JobPage",
     "JobProgress",
+    "LossGuidance",
     "Prediction",
     "SimilarityPreview",
 ]
@@ -39,18 +42,29 @@ class Health(TypedDict, total=False):
     checks: dict[str, str]
 
 
+class DatasetError(TypedDict):
+    code: str
+    message: str
+    field: str | None
+
+
 class Dataset(TypedDict):
     id: str
     name: str
     format: str
+    status: str  # ready, importing (a dataset given by URI) or failed (see `error`)
     classes: list[str]
     class_counts: list[int]
     num_classes: int
     num_samples: int
     feature_shape: list[int]
+    dtype: str  # uint8 (images) or float32
+    preprocessing: dict[str, Any] | None  # images: {"kind": "image", "size", "resize", "channels"}
     sha256: str
     size_bytes: int
     stored_bytes: int
+    source_uri: str | None
+    error: DatasetError | None
     created_at: str
 
 
@@ -95,6 +109,9 @@ class Job(TypedDict):
     device: str | None
     train_seconds: float | None
     cancel_requested: bool
+    pause_requested: bool
+    priority: str
+    resources: dict[str, Any]
     idempotency_key: str | None
     created_at: str
     updated_at: str
@@ -207,3 +224,19 @@ class SimilarityPreview(TypedDict):
     values: list[float] | None
     cyclic_period: float | None
     groups: list[int] | None
+    guidance: LossGuidance | None
+
+
+class GuidanceWarning(TypedDict):
+    code: str  # slow_alone | equals_cross_entropy | similarity_clipped
+    message: str
+
+
+class LossGuidance(TypedDict):
+    """What a loss trains each class towards (`core.losses.guidance`), in a similarity preview."""
+
+    loss: str
+    targets: list[list[float]] | None
+    targets_kind: str | None  # "distribution" | "weights" | None
+    warnings: list[GuidanceWarning]
+    equivalent_to_cross_entropy: bool
