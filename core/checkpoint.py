@@ -128,25 +128,26 @@ def encode_checkpoint(epoch: int, state: dict[str, Any]) -> bytes:
     return _encode(epoch, state)[0]
 
 
-def _parse_header(line: bytes) -> dict[str, Any]:
+def _split_header(head: bytes) -> tuple[dict[str, Any], int]:
+    """(header, where the payload starts) of a checkpoint's first bytes; CorruptCheckpoint if off."""
+    if not head.startswith(MAGIC):
+        raise CorruptCheckpoint("bad magic")
+    end = head.find(b"\n", len(MAGIC))
+    if end < 0:
+        raise CorruptCheckpoint("truncated header")
     try:
-        header = json.loads(line)
+        header = json.loads(head[len(MAGIC) : end])
     except ValueError as e:
         raise CorruptCheckpoint(f"bad header: {e}") from e
     if not isinstance(header, dict) or header.get("version") != FORMAT_VERSION:
         raise CorruptCheckpoint(f"unsupported header {header!r}")
-    return header
+    return header, end + 1
 
 
 def decode_checkpoint(blob: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
     """(header, state) from bytes written by `encode_checkpoint`; CorruptCheckpoint if anything is off."""
-    if not blob.startswith(MAGIC):
-        raise CorruptCheckpoint("bad magic")
-    end = blob.find(b"\n", len(MAGIC))
-    if end < 0:
-        raise CorruptCheckpoint("truncated header")
-    header = _parse_header(blob[len(MAGIC) : end])
-    payload = blob[end + 1 :]
+    header, start = _split_header(blob)
+    payload = blob[start:]
     if len(payload) != header.get("size"):
         raise CorruptCheckpoint(f"payload is {len(payload)} bytes, header says {header.get('size')}")
     if hashlib.sha256(payload).hexdigest() != header.get("sha256"):
@@ -165,13 +166,8 @@ def decode_checkpoint(blob: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
 def _verify_stream(stream) -> None:
     """Check magic, header, length and sha256 of a checkpoint read from `stream` (nothing unpickled)."""
     head = stream.read(len(MAGIC) + _MAX_HEADER)
-    if not head.startswith(MAGIC):
-        raise CorruptCheckpoint("bad magic")
-    end = head.find(b"\n", len(MAGIC))
-    if end < 0:
-        raise CorruptCheckpoint("truncated header")
-    header = _parse_header(head[len(MAGIC) : end])
-    digest, size = hashlib.sha256(head[end + 1 :]), len(head) - end - 1
+    header, start = _split_header(head)
+    digest, size = hashlib.sha256(head[start:]), len(head) - start
     while block := stream.read(_CHUNK):
         digest.update(block)
         size += len(block)

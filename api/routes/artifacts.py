@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
 from api.deps import CurrentTenant, SessionDep, StorageDep
+from api.downloads import attachment_headers, download_responses
 from api.routes import API_PREFIX
 from api.schemas import ArtifactList, ArtifactPublic
 from core.db import jobs as jobstate
@@ -45,11 +46,12 @@ def list_artifacts(job_id: str, session: SessionDep, tenant: CurrentTenant) -> A
 @router.get(
     "/{job_id}/artifacts/{name}",
     response_class=StreamingResponse,
-    responses={
-        200: {"content": {"application/octet-stream": {}}, "description": "the file; ETag is its SHA-256"},
-        304: {"description": "If-None-Match matched the ETag"},
-        404: {"description": "no such job or artifact"},
-    },
+    responses=download_responses(
+        "application/octet-stream",
+        "the file; ETag is its SHA-256",
+        "no such job or artifact",
+        conditional=True,
+    ),
 )
 def download_artifact(
     job_id: str,
@@ -87,10 +89,5 @@ def download_artifact(
     return StreamingResponse(
         chunks(),
         media_type=row.content_type or "application/octet-stream",
-        headers={
-            "Content-Length": str(size),
-            "ETag": etag,
-            "Content-Disposition": f'attachment; filename="{name}"',
-            "Cache-Control": "private, max-age=3600",
-        },
+        headers={"Content-Length": str(size), **attachment_headers(etag, name)},
     )

@@ -11,7 +11,6 @@ The listing reads the checkpoints' metadata only (`core.checkpoint`); a download
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -20,6 +19,7 @@ from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel
 
 from api.deps import CurrentTenant, SessionDep, StorageDep
+from api.downloads import attachment_headers, download_responses, sha256_etag
 from api.routes import API_PREFIX
 from core.checkpoint import CorruptCheckpoint, Retention, job_checkpoints
 from core.db import jobs as jobstate
@@ -73,25 +73,20 @@ def _not_kept(job_id: str, epoch: int) -> NotFound:
 
 
 def _attachment(data: bytes, media_type: str, filename: str) -> Response:
-    return Response(
-        data,
-        media_type=media_type,
-        headers={
-            "ETag": f'"{hashlib.sha256(data).hexdigest()}"',
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "Cache-Control": "private, max-age=3600",
-        },
+    return Response(data, media_type=media_type, headers=attachment_headers(sha256_etag(data), filename))
+
+
+def _download_route(name: str, media_type: str, description: str):
+    """The GET route of the file `name` of a checkpoint."""
+    not_found = "no such job, or no kept checkpoint of that epoch"
+    return router.get(
+        f"/{{job_id}}/checkpoints/{{epoch}}/{name}",
+        response_class=Response,
+        responses=download_responses(media_type, description, not_found),
     )
 
 
-@router.get(
-    "/{job_id}/checkpoints/{epoch}/model.safetensors",
-    response_class=Response,
-    responses={
-        200: {"content": {"application/octet-stream": {}}, "description": "the checkpoint's weights"},
-        404: {"description": "no such job, or no kept checkpoint of that epoch"},
-    },
-)
+@_download_route("model.safetensors", "application/octet-stream", "the checkpoint's weights")
 def checkpoint_weights(
     job_id: str, epoch: Epoch, session: SessionDep, storage: StorageDep, tenant: CurrentTenant
 ) -> Response:
@@ -108,14 +103,7 @@ def checkpoint_weights(
     return _attachment(data, "application/octet-stream", f"model-epoch{epoch}.safetensors")
 
 
-@router.get(
-    "/{job_id}/checkpoints/{epoch}/model.json",
-    response_class=Response,
-    responses={
-        200: {"content": {"application/json": {}}, "description": "what rebuilds the network"},
-        404: {"description": "no such job, or no kept checkpoint of that epoch"},
-    },
-)
+@_download_route("model.json", "application/json", "what rebuilds the network")
 def checkpoint_model_json(
     job_id: str, epoch: Epoch, session: SessionDep, storage: StorageDep, tenant: CurrentTenant
 ) -> Response:

@@ -21,7 +21,7 @@ from core.client.base import BaseClient, seg
 from core.client.errors import transport_error
 from core.client.types import Artifact, Prediction
 
-__all__ = ["ArtifactsMixin"]
+__all__ = ["ArtifactsMixin", "download_to"]
 
 
 def _write_atomically(
@@ -45,6 +45,19 @@ def _write_atomically(
     return path
 
 
+def download_to(
+    client: BaseClient, url: str, path: Path, progress: Callable[[int, int | None], None] | None
+) -> Path:
+    """GET `url` streamed into `path` (written atomically); a transport failure is its client error."""
+    response = client._send("GET", url, stream=True)
+    try:
+        return _write_atomically(response, path, progress)
+    except httpx.TransportError as exc:
+        raise transport_error(exc) from exc
+    finally:
+        response.close()
+
+
 class ArtifactsMixin(BaseClient):
     def list_artifacts(self, job_id: str) -> list[Artifact]:
         return self._json("GET", f"/v1/jobs/{seg(job_id)}/artifacts")["items"]
@@ -59,17 +72,9 @@ class ArtifactsMixin(BaseClient):
     ) -> Path:
         """Stream an artifact to `path` (written atomically); returns the path. `progress(received,
         total)` after each chunk (total from Content-Length, None when unknown)."""
-        response = self._send("GET", f"/v1/jobs/{seg(job_id)}/artifacts/{seg(name)}", stream=True)
-        try:
-            return _write_atomically(response, Path(path), progress)
-        except httpx.TransportError as exc:
-            raise transport_error(exc) from exc
-        finally:
-            response.close()
+        return download_to(self, f"/v1/jobs/{seg(job_id)}/artifacts/{seg(name)}", Path(path), progress)
 
     def predict(self, job_id: str, inputs: list[Any]) -> Prediction:
         """Rows of feature values (flat or nested as the dataset's feature shape) -> classes, probabilities
         and the predicted class of each row; 409 (ConflictError) unless the job succeeded."""
-        return self._json(
-            "POST", f"/v1/jobs/{seg(job_id)}/predict", json={"inputs": inputs}, idempotent=True
-        )
+        return self._json("POST", f"/v1/jobs/{seg(job_id)}/predict", json={"inputs": inputs}, idempotent=True)

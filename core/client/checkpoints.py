@@ -15,11 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypedDict
 
-import httpx
-
-from core.client.artifacts import _write_atomically
+from core.client.artifacts import download_to
 from core.client.base import BaseClient, seg
-from core.client.errors import transport_error
 
 __all__ = ["CHECKPOINT_FILES", "Checkpoint", "CheckpointsMixin"]
 
@@ -50,14 +47,7 @@ class CheckpointsMixin(BaseClient):
     ) -> list[Path]:
         """Write the checkpoint of `epoch` into `directory` as model.safetensors and model.json; their
         paths. A checkpoint that is not kept is a NotFoundError."""
-        paths = []
-        for name in CHECKPOINT_FILES:
-            path = f"/v1/jobs/{seg(job_id)}/checkpoints/{seg(int(epoch))}/{name}"
-            response = self._send("GET", path, stream=True)
-            try:
-                paths.append(_write_atomically(response, Path(directory) / name, progress))
-            except httpx.TransportError as exc:
-                raise transport_error(exc) from exc
-            finally:
-                response.close()
-        return paths
+        url = f"/v1/jobs/{seg(job_id)}/checkpoints/{seg(int(epoch))}"
+        return [
+            download_to(self, f"{url}/{name}", Path(directory) / name, progress) for name in CHECKPOINT_FILES
+        ]

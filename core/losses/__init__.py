@@ -10,9 +10,7 @@ return the batch mean, and use O(N * C) memory; the ordinal-head losses `coral` 
 (`HEAD_LOSS_KINDS`) take the C - 1 outputs of the head of the same name instead.
 """
 
-import importlib
-from typing import Any
-
+from core.lazy import lazy_exports
 from core.losses.spec import (
     HEAD_LOSS_KINDS,
     LOSS_KINDS,
@@ -81,11 +79,4 @@ _LAZY = {
     "unimodal_targets": ("unimodal_table",),
     "weighted_kappa": ("WeightedKappaLoss",),
 }
-_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'core.losses' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"core.losses.{module}"), name)
+__getattr__ = lazy_exports(__name__, _LAZY)

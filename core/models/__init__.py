@@ -9,9 +9,7 @@ optimizer = torch.optim.AdamW(param_groups(model, freeze="none", backbone_lr_fac
 Kinds are created by name from one registry (core/models/registry.py): linear, mlp, cnn, timm.
 """
 
-import importlib
-from typing import Any
-
+from core.lazy import lazy_exports
 from core.models.spec import (
     InitSpec,
     ModelSpec,
@@ -64,11 +62,4 @@ _LAZY = {
     "registry": ("MODEL_KINDS", "ModelKind", "get_kind", "register_kind"),
     "timm_nets": ("apply_small_image_stem", "supports_small_image_stem"),
 }  # fmt: skip
-_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'core.models' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"core.models.{module}"), name)
+__getattr__ = lazy_exports(__name__, _LAZY)

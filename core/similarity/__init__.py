@@ -8,8 +8,7 @@ See `core.similarity.spec` for the kinds and their fields, `core.similarity.buil
 becomes a matrix (and `similarity_warnings(spec, classes)` for what a `matrix` spec had clipped).
 """
 
-from typing import Any
-
+from core.lazy import lazy_exports
 from core.similarity.spec import (
     MAX_CLASSES,
     SIMILARITY_KINDS,
@@ -48,14 +47,10 @@ __all__ = [
 
 # `core.similarity.build` (torch) is imported on first use of one of its names, so that the specs (the API's
 # schemas) import without torch.
-_BUILD_NAMES = {
-    "build_similarity", "check_classes", "class_groups", "class_values", "hierarchy_paths", "similarity_warnings",
+_LAZY = {
+    "build": (
+        "build_similarity", "check_classes", "class_groups", "class_values", "hierarchy_paths",
+        "similarity_warnings",
+    ),
 }  # fmt: skip
-
-
-def __getattr__(name: str) -> Any:
-    if name in _BUILD_NAMES:
-        from core.similarity import build
-
-        return getattr(build, name)
-    raise AttributeError(f"module 'core.similarity' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -7,8 +7,7 @@
 is imported lazily on first use of `train` / `TrainPlan` / `TrainResult`.
 """
 
-from typing import Any
-
+from core.lazy import lazy_exports
 from core.training.hooks import NoopHooks, TrainHooks
 from core.training.spec import (
     MAX_EPOCHS,
@@ -37,12 +36,6 @@ __all__ = [
     "with_seed",
 ]
 
-_ENGINE_NAMES = {"TrainPlan", "TrainResult", "train", "resolve_device", "STOP_REASONS"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _ENGINE_NAMES:
-        from core.training import engine
-
-        return getattr(engine, name)
-    raise AttributeError(f"module 'core.training' has no attribute {name!r}")
+__getattr__ = lazy_exports(
+    __name__, {"engine": ("TrainPlan", "TrainResult", "train", "resolve_device", "STOP_REASONS")}
+)

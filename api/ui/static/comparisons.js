@@ -35,7 +35,7 @@
   }
 
   // ----------------------------------------------------------------------------------- one comparison
-  let current = null, reportShown = false;
+  let reportShown = false;
 
   function childRow(ch) {
     const acc = ch.metrics && ch.metrics.accuracy !== undefined ? Number(ch.metrics.accuracy).toFixed(4) : "\u2013";
@@ -72,26 +72,9 @@
     await L.frameReport($("report-frame"), c.report_url);
   }
 
-  async function load() {
-    try {
-      current = await S.api("/comparisons/" + encodeURIComponent(id));
-    } catch (e) {
-      if (e.status === 404) { $("not-found").hidden = false; $("not-found-message").textContent = e.message; current = null; return; }
-      $("item-message").textContent = e.message;
-      return;
-    }
-    render(current);
-    await showReport(current);
-  }
-
   function showOne() {
-    $("cancel").addEventListener("click", async () => {
-      try { render(await S.api("/comparisons/" + encodeURIComponent(id) + "/cancel", { method: "POST" })); }
-      catch (e) { $("item-message").textContent = e.message; }
-    });
-    $("download-report").addEventListener("click", () =>
-      S.download(current.report_url + "?download=1", "comparison-" + current.id + ".html").catch(e => { $("item-message").textContent = e.message; }));
-    L.poll(load, () => current !== null && !ENDED.has(current.status));
+    L.detailPage({ path: "/comparisons/" + encodeURIComponent(id), render, loaded: showReport,
+      active: (c) => !ENDED.has(c.status), download: (c) => [c.report_url + "?download=1", "comparison-" + c.id + ".html"] });
   }
 
   if (id) showOne(); else showList();

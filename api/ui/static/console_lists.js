@@ -3,6 +3,8 @@
      simtrainLists.listPage({path: "/comparisons", table, empty, more, message, row(item) -> <tr>,
                              active(item) -> bool})       // newest first, "More", live while any is active
      await simtrainLists.frameReport(frame, "/comparisons/ID/report")   // the offline report in a frame
+     simtrainLists.detailPage({path: "/comparisons/ID", render(item), loaded(item), active(item) -> bool,
+                               download(item) -> [path, filename]})   // one item, polled while active
      simtrainLists.poll(load, isActive)                    // load() now, again every 2 s while isActive()
      simtrainLists.summary(dl, [[term, value], ...])       // a <dl> of text values
      simtrainLists.link(href, text)
@@ -57,6 +59,31 @@
     return poll(load, () => items.some(o.active));
   }
 
+  // one item's page: GET o.path now and every 2 s while o.active(item), then o.render(item) and
+  // await o.loaded(item); a 404 shows #not-found, other errors #item-message. #cancel POSTs
+  // o.path + "/cancel" and renders the answer; #download-report saves S.download(...o.download(item)).
+  function detailPage(o) {
+    const $ = (id) => document.getElementById(id);
+    const say = (e) => { $("item-message").textContent = e.message; };
+    let current = null;
+    async function load() {
+      try {
+        current = await S.api(o.path);
+      } catch (e) {
+        if (e.status === 404) { $("not-found").hidden = false; $("not-found-message").textContent = e.message; current = null; return; }
+        say(e);
+        return;
+      }
+      o.render(current);
+      await o.loaded(current);
+    }
+    $("cancel").addEventListener("click", async () => {
+      try { o.render(await S.api(o.path + "/cancel", { method: "POST" })); } catch (e) { say(e); }
+    });
+    $("download-report").addEventListener("click", () => S.download(...o.download(current)).catch(say));
+    return poll(load, () => current !== null && o.active(current));
+  }
+
   async function frameReport(frame, path) {
     const html = await S.api(path, { headers: { Accept: "text/html" } });
     if (frame.dataset.url) URL.revokeObjectURL(frame.dataset.url);
@@ -66,5 +93,5 @@
     frame.hidden = false;
   }
 
-  window.simtrainLists = Object.freeze({ link, summary, poll, listPage, frameReport });
+  window.simtrainLists = Object.freeze({ link, summary, poll, listPage, detailPage, frameReport });
 })();

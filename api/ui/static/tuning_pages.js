@@ -34,7 +34,7 @@
   }
 
   // ------------------------------------------------------------------------------------------ one study
-  let current = null, reportFor = null;
+  let reportFor = null;
 
   function jobLink(jobId) {
     return jobId ? L.link("/ui/jobs/" + encodeURIComponent(jobId), jobId.slice(0, 8)) : "\u2013";
@@ -76,26 +76,14 @@
       (key === "running" ? "; loaded again when the study ends." : ".");
   }
 
-  async function load() {
-    try {
-      current = await S.api("/tuning/" + encodeURIComponent(id));
-    } catch (e) {
-      if (e.status === 404) { $("not-found").hidden = false; $("not-found-message").textContent = e.message; current = null; return; }
-      $("item-message").textContent = e.message;
-      return;
-    }
-    render(current);
-    try { await showReport(current); } catch (e) { $("report-note").textContent = e.message; }
+  async function loaded(s) {
+    try { await showReport(s); } catch (e) { $("report-note").textContent = e.message; }
   }
 
   function showOne() {
-    $("cancel").addEventListener("click", async () => {
-      try { render(await S.api("/tuning/" + encodeURIComponent(id) + "/cancel", { method: "POST" })); }
-      catch (e) { $("item-message").textContent = e.message; }
-    });
-    $("download-report").addEventListener("click", () =>
-      S.download("/tuning/" + encodeURIComponent(id) + "/report?download=1", "tuning-" + id + ".html").catch(e => { $("item-message").textContent = e.message; }));
-    L.poll(load, () => current !== null && !ENDED.has(current.status));
+    const path = "/tuning/" + encodeURIComponent(id);
+    L.detailPage({ path, render, loaded, active: (s) => !ENDED.has(s.status),
+      download: () => [path + "/report?download=1", "tuning-" + id + ".html"] });
   }
 
   if (id) showOne(); else showList();
