@@ -8,6 +8,8 @@ has ended, then print the summary against the cross-entropy baseline.
     simtrain compare ... --no-wait                  # print the id and return
     simtrain compare ... --report report.html       # save the HTML report at the end
     simtrain compare ... --json                     # only the final comparison, as JSON, on stdout
+    simtrain compare ... --priority high --device gpu   # every child job's place in the queue and worker
+    simtrain compare ... --tracking-experiment ordinal --tracking-run-name r-sweep   # MLflow names
 
 Exit status: 0 when every run succeeded, 1 otherwise (a failed run, a cancelled comparison, still running
 after --timeout, an error answer of the API).
@@ -24,13 +26,18 @@ from rich.text import Text
 from cli.connect import DEFAULT_URL, ApiKeyOption, JsonOption, UrlOption, connect
 from cli.jobfields import (
     ClassesOption,
+    DeviceOption,
     EpochsOption,
     IdempotencyKeyOption,
     JobFields,
     ModelOption,
+    PriorityOption,
     SimilarityOption,
     SweepOption,
+    TrackingExperimentOption,
+    TrackingRunNameOption,
     comparison_body,
+    tracking_body,
 )
 from cli.output import announce_created, err, error_line, line, out, print_json
 from cli.progress import ComparisonProgress
@@ -110,6 +117,10 @@ def compare(
     epochs: EpochsOption = None,
     model: ModelOption = None,
     training: TrainingOption = None,
+    priority: PriorityOption = None,
+    device: DeviceOption = None,
+    tracking_experiment: TrackingExperimentOption = None,
+    tracking_run_name: TrackingRunNameOption = None,
     idempotency_key: IdempotencyKeyOption = None,
     watch_id: WatchOption = None,
     no_wait: NoWaitOption = False,
@@ -125,8 +136,11 @@ def compare(
         if watch_id:
             comp_id = watch_id
         else:
-            fields = JobFields(dataset, classes, similarity, model, training, epochs)
+            fields = JobFields(dataset, classes, similarity, model, training, epochs, priority, device)
             body = comparison_body(fields, variant or [], seeds, sweep)
+            tracking = tracking_body(tracking_experiment, tracking_run_name)
+            if tracking is not None:
+                body["tracking"] = tracking
             created = client.create_comparison(body, idempotency_key=idempotency_key)
             comp_id = created["id"]
             if announce_created(created, no_wait=no_wait, json_=json_):

@@ -1,8 +1,11 @@
-"""The one parser of the job fields that `simtrain submit` and `simtrain compare` share, and their typer
-options.
+"""The one parser of the job fields that `simtrain submit`, `simtrain compare` and `simtrain tune` share,
+and their typer options.
 
     fields = JobFields(dataset="builtin:digits", classes="0,1,2", similarity='{"kind":"ordinal"}', epochs=4)
     fields.spec()                   # {"dataset", "classes", "similarity", "training": {"epochs": 4}}
+    JobFields("builtin:digits", priority=Priority.high, device=Device.gpu).spec()
+                                    # ... "priority": "high", "resources": {"device": "gpu"}
+    tracking_body("digits-study", "lr-search")   # {"mlflow": {"experiment": ..., "run_name": ...}} or None
     comparison_body(fields, ['simloss={"kind":"simloss"}'], seeds=3)   # the POST /v1/comparisons body
     comparison_body(fields, [...], seeds=3, sweep=["r=similarity.reduction_factor=0,0.5,0.9"])
     sweep_axis("r=similarity.reduction_factor=0,0.5,0.9")   # {"name": "r", "path": ..., "values": [0, 0.5, 0.9]}
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,17 +28,24 @@ from core.errors import SimtrainError
 
 __all__ = [
     "ClassesOption",
+    "Device",
+    "DeviceOption",
     "EpochsOption",
     "IdempotencyKeyOption",
     "JobFields",
     "ModelOption",
     "OptionError",
+    "Priority",
+    "PriorityOption",
     "SimilarityOption",
     "SweepOption",
+    "TrackingExperimentOption",
+    "TrackingRunNameOption",
     "TrainingOption",
     "comparison_body",
     "json_option",
     "sweep_axis",
+    "tracking_body",
 ]
 
 ClassesOption = Annotated[str | None, typer.Option(help="comma-separated subset / order of the classes")]
@@ -55,6 +66,40 @@ SweepOption = Annotated[
     ),
 ]
 MAX_SWEEP_AXES = 2
+
+
+class Priority(StrEnum):
+    """A job's place in its queue (core.routing)."""
+
+    low = "low"
+    normal = "normal"
+    high = "high"
+
+
+class Device(StrEnum):
+    """The worker a job needs: `resources.device` (core.routing)."""
+
+    auto = "auto"
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+PriorityOption = Annotated[
+    Priority | None, typer.Option(help="the job's place in the queue (default: normal)", show_default=False)
+]
+DeviceOption = Annotated[
+    Device | None,
+    typer.Option(
+        help="the worker it needs: gpu waits for a GPU worker, cpu takes a CPU worker (default: auto)",
+        show_default=False,
+    ),
+]
+TrackingExperimentOption = Annotated[
+    str | None, typer.Option(metavar="NAME", help="the MLflow experiment of the runs (tracking.mlflow)")
+]
+TrackingRunNameOption = Annotated[
+    str | None, typer.Option(metavar="NAME", help="the name of the MLflow (parent) run")
+]
 
 
 class OptionError(SimtrainError):
@@ -93,9 +138,12 @@ class JobFields:
     model: str | None = None
     training: str | None = None
     epochs: int | None = None
+    priority: Priority | None = None
+    device: Device | None = None
 
     def spec(self) -> dict[str, Any]:
-        """dataset, classes, similarity, model, training (with --epochs folded in) as the API takes them."""
+        """dataset, classes, similarity, model, training (with --epochs folded in), priority and
+        resources (when given) as the API takes them."""
         spec: dict[str, Any] = {"dataset": self.dataset}
         if self.classes:
             spec["classes"] = [c.strip() for c in self.classes.split(",") if c.strip()]
@@ -108,7 +156,20 @@ class JobFields:
             training["epochs"] = self.epochs
         if training:
             spec["training"] = training
+        if self.priority is not None:
+            spec["priority"] = Priority(self.priority).value
+        if self.device is not None:
+            spec["resources"] = {"device": Device(self.device).value}
         return spec
+
+
+def tracking_body(experiment: str | None, run_name: str | None) -> dict[str, Any] | None:
+    """`{"mlflow": {"experiment", "run_name"}}` from the --tracking-* options (None when neither is given;
+    the API checks the names)."""
+    if experiment is None and run_name is None:
+        return None
+    mlflow = {"experiment": experiment, "run_name": run_name}
+    return {"mlflow": {k: v for k, v in mlflow.items() if v is not None}}
 
 
 def _sweep_value(text: str) -> Any:

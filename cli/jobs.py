@@ -1,7 +1,8 @@
 """The job commands: `submit`, `status`, `download`, `cancel`, `pause`, `resume` and `jobs list`.
 
     simtrain submit --dataset builtin:digits --loss '{"kind":"simloss"}' [--similarity JSON] [--epochs N]
-                    [--wait]
+                    [--priority low|normal|high] [--device auto|cpu|gpu]
+                    [--tracking-experiment NAME] [--tracking-run-name NAME] [--wait]
     simtrain status JOB [--follow] [--json]
     simtrain download JOB NAME [-o PATH]
     simtrain cancel JOB / pause JOB / resume JOB
@@ -20,13 +21,18 @@ import typer
 from cli.connect import DEFAULT_URL, ApiKeyOption, JsonOption, UrlOption, connect
 from cli.jobfields import (
     ClassesOption,
+    DeviceOption,
     EpochsOption,
     IdempotencyKeyOption,
     JobFields,
     ModelOption,
+    PriorityOption,
     SimilarityOption,
+    TrackingExperimentOption,
+    TrackingRunNameOption,
     TrainingOption,
     json_option,
+    tracking_body,
 )
 from cli.output import line, out, print_json
 from cli.progress import JobProgress
@@ -66,15 +72,22 @@ def submit(
     model: ModelOption = None,
     training: TrainingOption = None,
     epochs: EpochsOption = None,
+    priority: PriorityOption = None,
+    device: DeviceOption = None,
+    tracking_experiment: TrackingExperimentOption = None,
+    tracking_run_name: TrackingRunNameOption = None,
     idempotency_key: IdempotencyKeyOption = None,
     wait: Annotated[bool, typer.Option("--wait", help="follow the job until it ends")] = False,
     url: UrlOption = DEFAULT_URL,
     api_key: ApiKeyOption = None,
 ) -> None:
     """Submit a training job."""
-    spec = JobFields(dataset, classes, similarity, model, training, epochs).spec()
+    spec = JobFields(dataset, classes, similarity, model, training, epochs, priority, device).spec()
     if loss:
         spec["loss"] = json_option(loss, "loss")
+    tracking = tracking_body(tracking_experiment, tracking_run_name)
+    if tracking is not None:
+        spec["tracking"] = tracking
     with connect(ctx, url, api_key) as client:
         job = client.create_job(spec, idempotency_key=idempotency_key)
         typer.echo(job["id"])

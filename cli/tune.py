@@ -9,6 +9,8 @@ table of trials until it ends, then print the best trial.
     simtrain tune ... --constraint 'macro_f1>=0.8'  # only trials at or above the floor count
     simtrain tune --watch STUDY_ID                  # follow one started before
     simtrain tune ... --no-wait | --report report.html | --json
+    simtrain tune ... --priority low --device cpu   # every trial job's place in the queue and worker
+    simtrain tune ... --tracking-experiment lr --tracking-run-name digits-lr   # MLflow names
 
 Exit status: 0 when the study succeeded (a best trial), 1 otherwise (failed, cancelled, still running
 after --timeout, an error answer of the API).
@@ -30,14 +32,19 @@ from rich.text import Text
 from cli.connect import DEFAULT_URL, ApiKeyOption, JsonOption, UrlOption, connect
 from cli.jobfields import (
     ClassesOption,
+    DeviceOption,
     EpochsOption,
     IdempotencyKeyOption,
     JobFields,
     ModelOption,
     OptionError,
+    PriorityOption,
     SimilarityOption,
+    TrackingExperimentOption,
+    TrackingRunNameOption,
     TrainingOption,
     json_option,
+    tracking_body,
 )
 from cli.output import announce_created, err, error_line, line, out, print_json
 from core.client import SimtrainClient
@@ -191,6 +198,10 @@ def tune(
     sampler: Annotated[str, typer.Option(help="tpe or random")] = "tpe",
     pruner: Annotated[str, typer.Option(help="median, asha or none")] = "median",
     seed: Annotated[int | None, typer.Option(help="the sampler's (and the trials' training) seed")] = None,
+    priority: PriorityOption = None,
+    device: DeviceOption = None,
+    tracking_experiment: TrackingExperimentOption = None,
+    tracking_run_name: TrackingRunNameOption = None,
     idempotency_key: IdempotencyKeyOption = None,
     watch_id: Annotated[str | None, typer.Option("--watch", metavar="ID", help="follow a study")] = None,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="print the study id and return")] = False,
@@ -205,10 +216,13 @@ def tune(
     with connect(ctx, url, api_key) as client:
         study_id = watch_id
         if not study_id:
-            fields = JobFields(dataset, classes, similarity, model, training, epochs)
+            fields = JobFields(dataset, classes, similarity, model, training, epochs, priority, device)
             body = tuning_body(fields, loss, param or [], space, metric=metric, direction=direction,
                                constraint=constraint, trials=trials, parallel=parallel, sampler=sampler,
                                pruner=pruner, seed=seed)  # fmt: skip
+            tracking = tracking_body(tracking_experiment, tracking_run_name)
+            if tracking is not None:
+                body["tracking"] = tracking
             created = client.create_tuning(body, idempotency_key=idempotency_key)
             study_id = created["id"]
             if announce_created(created, no_wait=no_wait, json_=json_):

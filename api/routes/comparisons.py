@@ -5,7 +5,9 @@ them to the cross-entropy baseline. The routes parse, call `core.compare.service
   (variant, seed), and with a `sweep` per (variant, grid point, seed), through the normal job path: the
   same validation (`core.jobspec.validate_job`, every arm), the same per-tenant limit on active jobs (all
   children must fit; the 429 says how many would), the same queue. Every child of seed i trains with
-  `training.seed = seeds[i]`, so they share the data split. `Idempotency-Key` works as for jobs.
+  `training.seed = seeds[i]`, so they share the data split. `priority` and `resources` go to every child
+  (routed like any job); a `model.init` is checked as a job's (`model.init.from_job`,
+  `variants.<i>.model.init.weights`, ...). `Idempotency-Key` works as for jobs.
 - `GET /v1/comparisons/{id}`: progress, the children, and once every child has ended the report
   (computed once, stored in `comparisons.report`).
 - `GET /v1/comparisons`: newest first, keyset pages (`cursor`), optional `status`.
@@ -72,6 +74,7 @@ def create_comparison(
     settings: SettingsDep,
     tenant: CurrentTenant,
     idem: IdempotencyDep,
+    storage: StorageDep,
 ) -> ComparisonPublic:
     body_hash = request_hash(body)
     find = partial(service.find_by_key, session, tenant)
@@ -79,7 +82,7 @@ def create_comparison(
     if before is not None:
         return comparison_public(before, service.children(session, before.id))
     comp, job_ids = service.create(
-        session, settings, tenant, body, idempotency_key=idem.key, body_hash=body_hash
+        session, settings, tenant, body, idempotency_key=idem.key, body_hash=body_hash, storage=storage
     )
     dispatch(session, job_ids, settings)
     session.refresh(comp)

@@ -5,8 +5,10 @@
   With a `loss` (the spec a job takes), `guidance` says what it trains each class towards and warns
   (`core.losses.guidance.loss_guidance`: `{"loss", "targets", "targets_kind", "warnings",
   "equivalent_to_cross_entropy"}`); without one it is null.
+- `GET /v1/similarity/preview?classes=a,b,c&similarity=<json>&loss=<json>` (`format=json|png`): the same
+  answer from the query string, `loss` optional as in the POST.
 - `POST /v1/similarity/preview.png` (same body) and `GET /v1/similarity/preview.png?classes=a,b,c&similarity=<json>`
-  (also `GET /v1/similarity/preview?...&format=png|json`): the heatmap (`core.figures.matrix_heatmap` on a
+  (also `GET /v1/similarity/preview?...&format=png`): the heatmap (`core.figures.matrix_heatmap` on a
   fixed 0..1 scale, values written up to 12 classes).
 
 The specs are checked exactly as a job's (`core.similarity.build_similarity`, `core.losses.build_loss`): a
@@ -23,6 +25,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.deps import CurrentTenant
+from api.errors import validation_details
 from api.routes import API_PREFIX
 from core.errors import InvalidInput, SpecError
 from core.figures import matrix_heatmap, png_bytes
@@ -123,22 +126,28 @@ def _png_response(req: SimilarityPreviewRequest) -> Response:
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
-def _from_query(classes: list[str], similarity: str) -> SimilarityPreviewRequest:
-    if sum(len(c) for c in classes) + len(similarity) > MAX_QUERY_CHARS:
+def _json_param(name: str, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise InvalidInput(name, "must be a JSON object") from None
+
+
+def _from_query(classes: list[str], similarity: str, loss: str | None = None) -> SimilarityPreviewRequest:
+    if sum(len(c) for c in classes) + len(similarity) + len(loss or "") > MAX_QUERY_CHARS:
         raise InvalidInput(
             "similarity", f"too long for a query string (at most {MAX_QUERY_CHARS} characters); use POST"
         )
     names = [part for c in classes for part in c.split(",") if part != ""]
+    body: dict[str, Any] = {"classes": names, "similarity": _json_param("similarity", similarity)}
+    if loss is not None:
+        body["loss"] = _json_param("loss", loss)
     try:
-        spec = json.loads(similarity)
-    except ValueError:
-        raise InvalidInput("similarity", "must be a JSON object") from None
-    try:
-        return SimilarityPreviewRequest.model_validate({"classes": names, "similarity": spec})
+        return SimilarityPreviewRequest.model_validate(body)
     except ValidationError as e:
-        err = e.errors()[0]
-        field = ".".join(str(p) for p in err.get("loc", ())) or "similarity"
-        raise SpecError(field, err.get("msg", "invalid value")) from None
+        errors = [{**err, "loc": ("body", *err["loc"])} for err in e.errors(include_input=False)]
+        first = validation_details(errors, body)[0]  # named as the POST's: the tags of unions dropped
+        raise SpecError(first["field"], first["msg"]) from None
 
 
 QueryClasses = Annotated[
@@ -146,6 +155,10 @@ QueryClasses = Annotated[
 ]
 QuerySpec = Annotated[
     str, Query(min_length=2, max_length=MAX_QUERY_CHARS, description="the similarity spec as JSON")
+]
+QueryLoss = Annotated[
+    str | None,
+    Query(min_length=2, max_length=MAX_QUERY_CHARS, description="a job's loss spec as JSON: adds `guidance`"),
 ]
 
 
@@ -165,9 +178,10 @@ def preview_get(
     tenant: CurrentTenant,
     classes: QueryClasses,
     similarity: QuerySpec,
+    loss: QueryLoss = None,
     format: Annotated[Literal["json", "png"], Query()] = "json",
 ):
-    req = _from_query(classes, similarity)
+    req = _from_query(classes, similarity, loss)
     if format == "png":
         return _png_response(req)
     return JSONResponse(_preview(req)[1].model_dump(mode="json"))

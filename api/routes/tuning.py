@@ -6,7 +6,8 @@ task) asks, starts and tells the trials.
   `trials`, `parallel`, `sampler`, `pruner`, `seed`): validated against the dataset (every path exists,
   every value the space can produce makes a valid job, the objective is a metric the jobs report), nothing
   stored on a 422; `parallel` beyond the tenant's free active-job places is a 429 that says how many fit.
-  `Idempotency-Key` works as for jobs.
+  `priority` and `resources` go to every trial job; a `model.init` is checked as a job's (`model.init.from_job`,
+  or `search_space.<path>` for a searched `model.init.*`). `Idempotency-Key` works as for jobs.
 - `GET /v1/tuning`: newest first, keyset pages (`cursor`), optional `status`.
 - `GET /v1/tuning/{id}`: status, progress, `best_trial` {number, params, value, job_id}, every trial.
 - `POST /v1/tuning/{id}/cancel`: no new trials; the running ones' jobs are cancelled.
@@ -24,15 +25,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, PackageLoader, StrictUndefined
 from pydantic import BaseModel, Field
 
-from api.deps import CurrentTenant, IdempotencyDep, SessionDep, SettingsDep
+from api.deps import CurrentTenant, IdempotencyDep, SessionDep, SettingsDep, StorageDep
 from api.dispatch import request_hash
 from api.pagination import CursorParam, keyset_page
 from api.routes import API_PREFIX
-from api.ui.assets import inline
-from api.ui.render import json_for_script
+from api.ui.render import render_tuning_report
 from core.db.models import TuningStudy
 from core.tuning import service
 from core.tuning.report import study_report
@@ -42,13 +41,6 @@ from core.tuning.status import TuningStatus
 __all__ = ["TuningList", "TuningPublic", "TuningSummary", "router", "tuning_public"]
 
 router = APIRouter(prefix=f"{API_PREFIX}/tuning", tags=["tuning"])
-
-_pages = Environment(
-    loader=PackageLoader("api.ui", "templates"), autoescape=True, undefined=StrictUndefined,
-    trim_blocks=True, lstrip_blocks=True,
-)  # fmt: skip
-_pages.globals["inline"] = inline
-_pages.filters["json_script"] = json_for_script  # base.html, which tuning.html extends, uses it
 
 
 class TuningProgress(BaseModel):
@@ -134,13 +126,16 @@ def create_tuning(
     settings: SettingsDep,
     tenant: CurrentTenant,
     idem: IdempotencyDep,
+    storage: StorageDep,
 ) -> TuningPublic:
     body_hash = request_hash(body)
     find = partial(service.find_by_key, session, tenant)
     before = idem.replay(find, body_hash, hash_of=service.stored_hash, kind="tuning")
     if before is not None:
         return tuning_public(session, before)
-    row = service.create(session, settings, tenant, body, idempotency_key=idem.key, body_hash=body_hash)
+    row = service.create(
+        session, settings, tenant, body, idempotency_key=idem.key, body_hash=body_hash, storage=storage
+    )
     service.send_first_step(session, settings, row)
     return tuning_public(session, row)
 
@@ -200,8 +195,7 @@ def tuning_report_page(
         "created_at": row.created_at.isoformat() if row.created_at else None,
         "finished_at": row.finished_at.isoformat() if row.finished_at else None,
     }  # fmt: skip
-    data = study_report(row, settings.database_url)
-    html = _pages.get_template("tuning.html").render(title=f"simtrain tuning {row.id}", meta=meta, data=data)
+    html = render_tuning_report(meta, study_report(row, settings.database_url))
     headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
     if download:
         headers["Content-Disposition"] = f'attachment; filename="tuning-{row.id}.html"'

@@ -1,6 +1,7 @@
 """The simtrain pages rendered from Jinja2 templates (`api/ui/templates/`, autoescaped, StrictUndefined).
 
     html = render_report_page(report, meta)      # one self-contained, offline HTML file
+    html = render_tuning_report(meta, data)      # a tuning study's report (core.tuning.report), offline too
     page = render_console_page("job.html", title="simtrain job", config={"job_id": job_id})
 
 The report inlines its stylesheet, the chart library and its scripts, and carries the report and its
@@ -23,7 +24,13 @@ from markupsafe import Markup
 
 from api.ui.assets import asset_url, inline
 
-__all__ = ["PAGE_HEADERS", "json_for_script", "render_console_page", "render_report_page"]
+__all__ = [
+    "PAGE_HEADERS",
+    "json_for_script",
+    "render_console_page",
+    "render_report_page",
+    "render_tuning_report",
+]
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -63,6 +70,12 @@ def render_report_page(report: dict[str, Any], meta: dict[str, Any]) -> str:
     """The comparison report page, self-contained: stylesheet, chart library, scripts and data inlined."""
     title = f"simtrain comparison {meta.get('id', '')}"
     return _env.get_template("report.html").render(title=title, report=report, meta=meta)
+
+
+def render_tuning_report(meta: dict[str, Any], data: dict[str, Any]) -> str:
+    """A tuning study's report page (tuning.html), self-contained: `data` is `core.tuning.report.study_report`."""
+    title = f"simtrain tuning {meta.get('id', '')}"
+    return _env.get_template("tuning.html").render(title=title, meta=meta, data=data)
 
 
 def render_console_page(

@@ -3,7 +3,7 @@ its status from its children's, store the report once they have all ended, cance
 tenant. The REST routes parse, call these and answer; sending the children's training tasks
 (`core.queue.send_train`) is the caller's, once `create` has committed them.
 
-    comp, job_ids = create(session, settings, tenant, body, idempotency_key=key, body_hash=h)
+    comp, job_ids = create(session, settings, tenant, body, idempotency_key=key, body_hash=h, storage=st)
     comp, kids = get_finalised(session, storage, tenant, comparison_id)  # the report once all ended
     detail(comp, kids)       # the public fields: id, status, progress, children, report, ...
     comp, kids = cancel(session, storage, tenant, comparison_id)
@@ -15,8 +15,10 @@ ending), then `succeeded` (every child succeeded), `partial` (some did), `failed
 `cancelled`. Another tenant's comparison is NotFound. Every child trains through the normal job path: the
 same validation (`core.jobspec.validate_job`, every arm of the comparison and every grid point of its
 sweep), the same per-tenant limit on active jobs (all children must fit: a 429 says how many would fit
-now) and, once dispatched, the same queue. A comparison makes at most `core.compare.sweep.MAX_CHILDREN`
-child jobs.
+now), the same check of a warm start's source (`core.weights_store.check_init_source`: the tenant's
+succeeded job, a checkpoint it keeps, or its uploaded weights) and, once dispatched, the same queue (each
+child with the comparison's `priority` and `resources`). A comparison makes at most
+`core.compare.sweep.MAX_CHILDREN` child jobs.
 """
 
 from __future__ import annotations
@@ -53,11 +55,13 @@ from core.errors import Conflict, NotFound, RateLimited, SpecError
 from core.jobspec import JobCreate, validate_job
 from core.settings import Settings
 from core.status import COMPARISON_TERMINAL, JOB_TERMINAL, ComparisonStatus, JobStatus
+from core.weights_store import check_init_source
 
 __all__ = [
     "ACTIVE",
     "Progress",
     "cancel",
+    "check_init_sources",
     "children",
     "comparison_report",
     "create",
@@ -289,6 +293,23 @@ def validated_children(
     return out
 
 
+def check_init_sources(session: Session, tenant_id: str, every: list[Arm], storage: Any = None) -> None:
+    """Each distinct `model.init` of the arms (probes included) checked as a job's is at submission
+    (`check_init_source`); a bad one raises the SpecError naming its request field (`arm_error`:
+    `model.init.from_job`, `variants.<i>.model.init.weights`, `sweep.<a>.values.<j>`)."""
+    seen: set[str] = set()
+    for arm in every:
+        init = arm.job.model.init
+        key = json.dumps(init.model_dump(mode="json"), sort_keys=True) if init is not None else ""
+        if init is None or key in seen:
+            continue
+        seen.add(key)
+        try:
+            check_init_source(session, tenant_id, init, storage)
+        except SpecError as e:
+            raise arm_error(arm, e.field, e.reason) from None
+
+
 def _check_room(session: Session, tenant_id: str, n: int, per_seed: int, limit: int, field: str) -> None:
     """SpecError (naming `field`) when `n` children can never fit the active jobs limit; RateLimited,
     saying how many would fit, when they do not fit now. Leaves the tenant's row locked (PostgreSQL)
@@ -338,12 +359,15 @@ def create(
     *,
     idempotency_key: str | None,
     body_hash: str,
+    storage: Any = None,
 ) -> tuple[Comparison, list[str]]:
-    """Validate every child, check they fit the tenant's active jobs limit, store the comparison with its
-    children (queued) and commit. Returns the comparison and the child job ids, to dispatch."""
+    """Validate every child (and its warm start's source: `storage` checks a `model.init.checkpoint`),
+    check they fit the tenant's active jobs limit, store the comparison with its children (queued) and
+    commit. Returns the comparison and the child job ids, to dispatch."""
     info = dataset_info(session, tenant_id, body.dataset)
     seeds = seed_values(body)
     kids = validated_children(body, info.classes, settings.max_epochs, seeds)
+    check_init_sources(session, tenant_id, arms(body), storage)
     per_seed = len(kids) // len(seeds)
     field = "sweep" if body.sweep else "seeds"
     _check_room(session, tenant_id, len(kids), per_seed, settings.max_active_jobs_per_tenant, field)

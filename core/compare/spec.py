@@ -26,6 +26,11 @@ combination of two axes' values that does.
 `tracking` (`{"mlflow": {"experiment", "run_name"}}`, as a job's) puts every child's MLflow run in that
 experiment (`child_tracking`: the children keep their own names, `<variant>-seed<seed>`) and names the
 comparison's parent run `run_name` (`core.tracking.context`).
+
+`priority` and `resources` (as a job's: `core.routing`) are copied to every child job, which is routed
+like any job. A `model.init` (the base's, a variant's model, or a swept `model.init.*` path) is checked
+against the tenant's jobs and weights by `core.compare.service.create` (`check_init_sources`), the error
+named as the request field like any other arm error.
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ from core.errors import SpecError
 from core.jobspec import DATASET_REF_PATTERN, ClassName, JobCreate
 from core.losses import LossSpec
 from core.models import ModelSpec
+from core.routing import JobPriority, JobResources
 from core.similarity import MAX_CLASSES, SimilaritySpec
 from core.tracking.spec import TrackingSpec
 from core.training import TrainingSpec
@@ -155,6 +161,10 @@ class ComparisonCreate(BaseModel):
         default=None,
         description="MLflow: the experiment of the comparison's parent run and its children, the parent's "
         "run_name (core.tracking)",
+    )
+    priority: JobPriority = Field(default="normal", description="every child job's place in the queue")
+    resources: JobResources = Field(
+        default_factory=JobResources, description="the worker every child job needs (core.routing)"
     )
 
     @field_validator("variants")

@@ -3,7 +3,7 @@ read its status, trials table and best trial for a tenant, cancel it. The REST r
 and answer; the study's trials are asked, started and told by the driver (`core.tuning.driver`) in the
 `simtrain.tuning_step` task, which the caller sends once `create` has committed (`send_first_step`).
 
-    row = create(session, settings, tenant, body, idempotency_key=key, body_hash=h)
+    row = create(session, settings, tenant, body, idempotency_key=key, body_hash=h, storage=st)
     send_first_step(session, settings, row)
     detail(row, trial_job_rows(session, row))     # the public fields: status, progress, best_trial, trials
     row = cancel(session, settings, tenant, study_id)
@@ -11,6 +11,10 @@ and answer; the study's trials are asked, started and told by the driver (`core.
 
 With `tracking` every trial job carries the study's MLflow experiment (`TuningCreate.trial_tracking`,
 in the stored `base`); the worker nests the trials' runs under the study's parent run (`core.tracking`).
+
+Every trial job carries the request's `priority` and `resources` (in the stored `base`). A warm start
+(`model.init`) is checked as a job's is at submission (`core.weights_store.check_init_source`): the base's
+(`model.init.from_job`, ...) and each one a search path under `model.init` can make (`search_space.<path>`).
 
 Another tenant's study is NotFound. `parallel` must fit the tenant's active-job limit: more than the
 limit is a 422 (`parallel`), more than what is free now a 429 that says how many fit.
@@ -32,10 +36,12 @@ from core.db.types import now as utcnow
 from core.errors import Conflict, NotFound, RateLimited, SpecError
 from core.settings import Settings
 from core.status import JOB_TERMINAL
+from core.tuning.paths import get_path, with_values
 from core.tuning.spec import TuningCreate
 from core.tuning.status import TUNING_ACTIVE, TuningStatus
 from core.tuning.table import progress
 from core.tuning.validate import check_request
+from core.weights_store import check_init_source
 
 __all__ = [
     "cancel",
@@ -153,6 +159,23 @@ def _check_room(session: Session, tenant_id: str, parallel: int, limit: int) -> 
         )
 
 
+def _check_init(session: Session, tenant_id: str, body: TuningCreate, base: dict, storage: Any) -> None:
+    """The base's `model.init` and every one a `model.init.*` search path makes (its low / high or each
+    choice) name the tenant's succeeded job, kept checkpoint or weights (SpecError naming the field)."""
+    init = (base.get("model") or {}).get("init")
+    check_init_source(session, tenant_id, init, storage)
+    for path, param in body.search_space.items():
+        if not (path + ".").startswith("model.init."):
+            continue
+        for value in param.extremes():
+            try:
+                check_init_source(
+                    session, tenant_id, get_path(with_values(base, {path: value}), "model.init")
+                )
+            except SpecError as e:
+                raise SpecError(f"search_space.{path}", f"{path}={value!r}: {e.field}: {e.reason}") from None
+
+
 def _stored_spec(body: TuningCreate, body_hash: str, base: dict[str, Any], classes: list[str]) -> dict:
     seed = body.seed if body.seed is not None else secrets.randbelow(2**31 - 1)
     if base["training"].get("seed") is None:
@@ -185,11 +208,14 @@ def create(
     *,
     idempotency_key: str | None,
     body_hash: str,
+    storage: Any = None,
 ) -> TuningStudy:
-    """Validate the request against its dataset, check `parallel` fits the tenant's limit, store the
-    study (`running`, no trial yet) and commit."""
+    """Validate the request against its dataset (and its warm start's source: `storage` checks a
+    `model.init.checkpoint`), check `parallel` fits the tenant's limit, store the study (`running`, no
+    trial yet) and commit."""
     info = dataset_info(session, tenant_id, body.dataset)
     base, spec = check_request(body, info.classes, max_epochs=settings.max_epochs)
+    _check_init(session, tenant_id, body, base, storage)
     _check_room(session, tenant_id, body.parallel, settings.max_active_jobs_per_tenant)
     row = TuningStudy(
         tenant_id=tenant_id,

@@ -17,6 +17,10 @@ valid job is checked against the dataset by `core.tuning.validate`.
 `tracking` (`{"mlflow": {"experiment", "run_name"}}`, as a job's) puts the study's parent MLflow run and
 every trial's run in that experiment and names the parent run `run_name` (the trials keep their own
 names, `trial-<n>`; `core.tracking.context`).
+
+`priority` and `resources` (a job's fields, `core.routing`) are in the job document: every trial job is
+queued with them. A `model.init` (the base's, or one a `model.init.*` search path makes) is checked
+against the tenant's jobs and weights when the study is created (`core.tuning.service.create`).
 """
 
 from __future__ import annotations
@@ -47,7 +51,9 @@ MAX_TRIALS = 200
 MAX_PARALLEL = 16
 MAX_PARAMS = 16
 MAX_CHOICES = 64
-JOB_FIELDS = frozenset({"dataset", "classes", "similarity", "loss", "model", "training", "metadata"})
+JOB_FIELDS = frozenset(
+    {"dataset", "classes", "similarity", "loss", "model", "training", "metadata", "priority", "resources"}
+)
 
 JobPath = Annotated[
     str,

@@ -188,3 +188,21 @@ def test_cli_preview_writes_the_heatmap(embedded, tmp_path):
     r = _cli(embedded, "--loss", '{"kind": "simloss"}', "--png", str(out))
     assert r.exit_code == 0, r.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_get_preview_takes_a_loss_as_json_like_the_post(embedded):
+    params = {"classes": ",".join(CLASSES), "similarity": json.dumps(ORDINAL)}
+    r = embedded.client.get(URL, params=params, headers=embedded.auth_a)
+    assert r.status_code == 200 and r.json()["guidance"] is None
+    loss = {"kind": "soft_labels", "temperature": 2.0}
+    r = embedded.client.get(URL, params={**params, "loss": json.dumps(loss)}, headers=embedded.auth_a)
+    assert r.status_code == 200, r.text
+    assert r.json()["guidance"] == _guidance(embedded, loss)  # what the POST answers
+    bad = {**params, "loss": json.dumps({"kind": "soft_labels", "temperature": -1})}
+    r = embedded.client.get(URL, params=bad, headers=embedded.auth_a)
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "loss.temperature", r.text
+    r = embedded.client.get(URL, params={**params, "loss": "{not json"}, headers=embedded.auth_a)
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "loss", r.text
+    r = embedded.client.get(URL, params={**params, "loss": json.dumps(loss), "format": "png"},
+                            headers=embedded.auth_a)  # fmt: skip
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
