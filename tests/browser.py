@@ -87,9 +87,12 @@ class Tab:
         return bool(self.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium under Playwright, once per test session."""
+    """Debian's Chromium under Playwright, once per test module.
+
+    Not once per session: while Playwright's sync API is started, the main thread counts as running an
+    asyncio loop, so every later test that calls `asyncio.run` (the fetch and webhook tests) would fail."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
