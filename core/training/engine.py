@@ -332,8 +332,10 @@ def _train_one_epoch(setup: TrainSetup, epoch: int) -> dict[str, float]:
     """One pass over the training split in a (seed, epoch)-determined order (each sample augmented under
     its (seed, epoch, position) seed); mean loss and accuracy.
 
-    The per-batch bookkeeping costs one op (an argmax into a preallocated buffer): the batch losses are
-    kept as 0-d tensors and stacked once, the accuracy is one comparison per epoch. Same numbers as
+    The per-batch bookkeeping costs two ops into preallocated buffers (the batch loss, an argmax): the
+    losses are read once an epoch, the accuracy is one comparison per epoch. (Keeping each batch's 0-d
+    loss tensor until the epoch's end fragmented the heap: the streaming path's RSS grew ~420 MiB over
+    1,843 batches; docs/benchmarks.md, "Dataset budget".) Same numbers as
     accumulating per batch (each batch sum is still loss * batch size in float32), fewer kernel launches
     and dispatcher calls per step (see docs/benchmarks.md, "Engine overhead").
     """
@@ -344,14 +346,14 @@ def _train_one_epoch(setup: TrainSetup, epoch: int) -> dict[str, float]:
     order = epoch_order(n, setup.spec.seed, epoch)
     seeds = augment_seeds(n, setup.spec.seed, epoch) if setup.augmenter is not None else None
     head = setup.model_spec.head
-    losses: list[torch.Tensor] = []  # batch means (0-d, on the device), stacked once per epoch
+    losses = torch.empty(-(-n // bs), dtype=torch.float32, device=device)  # batch means, read once an epoch
     preds = torch.empty(n, dtype=torch.long, device=device)  # predicted class of every sample, in order
     for b, (xb, yb) in enumerate(setup.train_feed.batches(order, seeds)):
         loss, logits = train_step(setup, xb, yb)
-        losses.append(loss)
+        losses[b] = loss
         torch.argmax(class_logits(logits, head), dim=1, out=preds[b * bs : (b + 1) * bs])
     targets = setup.y_train.index_select(0, order.to(setup.y_train.device)).to(device)
-    return epoch_stats(losses, preds, targets, bs, epoch)
+    return epoch_stats(losses[: b + 1], preds, targets, bs, epoch)
 
 
 def _val_pass_is_final(setup: TrainSetup) -> bool:

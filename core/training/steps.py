@@ -118,14 +118,15 @@ def train_step(setup: TrainSetup, xb: torch.Tensor, yb: torch.Tensor) -> tuple[t
 
 
 def epoch_stats(
-    losses: list[torch.Tensor], preds: torch.Tensor, targets: torch.Tensor, batch_size: int, epoch: int
+    losses: torch.Tensor, preds: torch.Tensor, targets: torch.Tensor, batch_size: int, epoch: int
 ) -> dict[str, float]:
-    """Mean loss and accuracy of an epoch from its batch mean losses (0-d) and every sample's prediction.
+    """Mean loss and accuracy of an epoch from its batch mean losses (one per batch, float32) and every
+    sample's prediction.
 
     Each batch counts loss * its size in float32, as accumulating per batch would; a non-finite batch
     loss raises TrainingError("non_finite_loss") naming the epoch and the first such batch."""
     n, num_batches = len(targets), len(losses)
-    batch_losses = torch.stack(losses).cpu()  # the epoch's one device sync
+    batch_losses = losses.float().cpu()  # the epoch's one device sync
     sums = torch.empty(num_batches, dtype=torch.float32)  # loss * len(batch), as float32, per batch
     sums[:-1] = batch_losses[:-1] * batch_size
     sums[-1] = batch_losses[-1] * (n - (num_batches - 1) * batch_size)
