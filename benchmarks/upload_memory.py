@@ -250,8 +250,7 @@ def report(results: dict[str, dict], args) -> str:
         )
     note = (
         f"Medians over {args.rounds} round(s), interleaved with the copy. Peak RSS: the largest seen; growth: "
-        "the largest peak minus the RSS just before (the idle API already holds torch, imported with the "
-        "loss specs)."
+        "the largest peak minus the RSS just before (the idle API holds no torch: uploads never import it)."
     )
     lines += ["", note]
     return "\n".join(lines)
