@@ -40,6 +40,7 @@ __all__ = [
     "ROOT",
     "GpuUtilization",
     "ServiceStack",
+    "add_report_args",
     "command_line",
     "free_port",
     "interleaved",
@@ -47,7 +48,9 @@ __all__ = [
     "machine",
     "median",
     "percentile",
+    "publish",
     "ratio",
+    "run_line",
     "today",
     "write_section",
 ]
@@ -121,8 +124,16 @@ class GpuUtilization:
 
         def read_smi() -> tuple[float, float]:
             out = subprocess.run(
-                ["nvidia-smi", f"--id={self.index}", "--query-gpu=utilization.gpu,memory.used",
-                 "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=5, check=True,
+                [
+                    "nvidia-smi",
+                    f"--id={self.index}",
+                    "--query-gpu=utilization.gpu,memory.used",
+                    "--format=csv,noheader,nounits",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=True,
             ).stdout
             util, used = (float(v) for v in out.strip().split(","))
             return util, used
@@ -206,7 +217,9 @@ def machine(device: str = "cpu") -> str:
     return text
 
 
-def command_line(script: str, argv: list[str] | None, drop: tuple[str, ...] = ("--note", "--json", "--doc")) -> str:
+def command_line(
+    script: str, argv: list[str] | None, drop: tuple[str, ...] = ("--note", "--json", "--doc")
+) -> str:
     """`python benchmarks/<script> <args>` for the docs, without the options (and values) in `drop`."""
     args = list(sys.argv[1:] if argv is None else argv)
     kept: list[str] = []
@@ -252,6 +265,30 @@ def write_section(name: str, body: str, path: Path = DOC) -> None:
     os.replace(tmp, path)
 
 
+def add_report_args(ap: Any, section: str) -> None:
+    """The options every benchmark that writes a docs section takes: --label, --note, --doc, --no-write."""
+    ap.add_argument("--label", default="", help=f"suffix of the docs section: '## {section} (<label>)'")
+    ap.add_argument("--note", default="", help="a paragraph added to the docs section")
+    ap.add_argument("--doc", type=Path, default=DOC)
+    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+
+
+def run_line(script: str, argv: list[str] | None, device: str, load_before: str, minutes: float) -> str:
+    """The first line of a section: the command, the date, the machine and the load around the run."""
+    return (
+        f"`{command_line(script, argv, drop=('--note', '--doc'))}` on {today()}; {machine(device)}; "
+        f"load average {load_before} before, {load_average()} after ({minutes:.1f} min)."
+    )
+
+
+def publish(args: Any, section: str, header: str, description: str, table: str) -> None:
+    """Write `## <section>[ (<label>)]`: the run line, the description, `--note` and the table."""
+    name = section + (f" ({args.label})" if args.label else "")
+    note = f"{args.note}\n\n" if args.note else ""
+    write_section(name, f"{header}\n\n{description}\n\n{note}{table}", args.doc)
+    print(f"wrote the '{name}' section of {args.doc}")
+
+
 # ---------------------------------------------------------------------------------------------------------
 # a running service stack: scratch database, broker, API server (uvicorn) and one Celery worker
 
@@ -283,8 +320,17 @@ class ServiceStack:
             r = httpx.post(stack.base_url + "/v1/jobs", json=body, headers=stack.headers)
     """
 
-    def __init__(self, kind: str, *, api_workers: int = 1, device: str = "cpu", pg_admin_url: str = PG_ADMIN_URL,
-                 redis_url: str = REDIS_URL, env: dict[str, str] | None = None, log_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        *,
+        api_workers: int = 1,
+        device: str = "cpu",
+        pg_admin_url: str = PG_ADMIN_URL,
+        redis_url: str = REDIS_URL,
+        env: dict[str, str] | None = None,
+        log_dir: Path | None = None,
+    ) -> None:
         import tempfile
         import uuid
 
@@ -311,7 +357,11 @@ class ServiceStack:
         else:
             self.database_url = f"sqlite:///{self.tmp / 'home' / 'simtrain.db'}"
             self.broker_url = f"sqla+sqlite:///{self.tmp / 'home' / 'broker.db'}"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SIMTRAIN_") and k not in ("DATABASE_URL", "BROKER_URL")}
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("SIMTRAIN_") and k not in ("DATABASE_URL", "BROKER_URL")
+        }
         self.env.update({
             "SIMTRAIN_HOME": str(self.tmp / "home"),
             "SIMTRAIN_DATABASE_URL": self.database_url,
@@ -381,8 +431,9 @@ class ServiceStack:
 
         log = open(self.log_dir / f"{self.kind}-{self.tag}-{name}.log", "ab")
         self._logs[name] = log
-        self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+        self.procs[name] = subprocess.Popen(
+            cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def _wait_http(self, url: str, name: str, timeout: float = 60.0) -> None:
         import httpx
@@ -390,7 +441,9 @@ class ServiceStack:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.procs[name].poll() is not None:
-                raise RuntimeError(f"{name} exited with {self.procs[name].returncode}:\n{self.log(name)[-3000:]}")
+                raise RuntimeError(
+                    f"{name} exited with {self.procs[name].returncode}:\n{self.log(name)[-3000:]}"
+                )
             try:
                 if httpx.get(url, timeout=2).status_code == 200:
                     return
@@ -468,7 +521,11 @@ class ServiceStack:
 
         with self.Session() as s:
             job = s.get(Job, job_id)
-            epochs = s.execute(select(JobEpoch).where(JobEpoch.job_id == job_id).order_by(JobEpoch.epoch)).scalars().all()
+            epochs = (
+                s.execute(select(JobEpoch).where(JobEpoch.job_id == job_id).order_by(JobEpoch.epoch))
+                .scalars()
+                .all()
+            )
 
             def ts(d):
                 return d.timestamp() if d is not None else None

@@ -36,7 +36,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import DOC, command_line, interleaved, load_average, machine, median, ratio, today, write_section
+from common import (
+    add_report_args,
+    interleaved,
+    load_average,
+    median,
+    publish,
+    ratio,
+    run_line,
+)
 
 from core.data import ArrayDataset
 from core.data.stored import open_stored, write_stored
@@ -215,10 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--threads", type=int, default=1, help="torch threads of the training process (0: torch's default)"
     )
-    ap.add_argument("--label", default="", help="suffix of the docs section: '## Data path (<label>)'")
-    ap.add_argument("--note", default="", help="a paragraph added to the docs section")
-    ap.add_argument("--doc", type=Path, default=DOC)
-    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    add_report_args(ap, SECTION)
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -233,22 +238,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{tbl}\n\ntarget (simtrain >= {TARGET:.2f}x torchvision): {verdict(res)}")
     if args.no_write:
         return 0
-    name = SECTION + (f" ({args.label})" if args.label else "")
-    body = (
-        f"`{command_line('data_path.py', argv, drop=('--note', '--doc'))}` on {today()}; {machine(str(device))}; "
-        f"load average {load_before} before, {load_average()} after ({minutes:.1f} min).\n\n"
+    publish(
+        args,
+        SECTION,
+        run_line("data_path.py", argv, str(device), load_before, minutes),
         f"One epoch of augmented batches (RandomResizedCrop scale [0.08, 1] + horizontal flip, per image) of "
         f"{args.samples:,} uint8 3 x 32 x 32 images, batch size {args.batch_size}, delivered on the device, "
         f"no training; simtrain's feeds vs a plain torchvision v2 DataLoader with the same number of "
         f"workers; {args.rounds} epochs per case alternating after a warm-up epoch, medians. CPU = the "
         f"process's CPU time plus its loader workers' (/proc), per image: steadier than wall time on a "
         f"shared machine; the CPU ratio is torchvision's CPU per image / simtrain's. "
-        f"Target: >= {TARGET:.2f}x (✗ marks a miss): {verdict(res)}.\n\n"
-        + (f"{args.note}\n\n" if args.note else "")
-        + tbl
+        f"Target: >= {TARGET:.2f}x (✗ marks a miss): {verdict(res)}.",
+        tbl,
     )
-    write_section(name, body, args.doc)
-    print(f"wrote the '{name}' section of {args.doc}")
     return 0
 
 

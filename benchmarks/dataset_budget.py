@@ -44,7 +44,15 @@ import time
 from pathlib import Path
 from typing import Self
 
-from common import DOC, ROOT, command_line, load_average, machine, median, ratio, today, write_section
+from common import (
+    ROOT,
+    add_report_args,
+    load_average,
+    median,
+    publish,
+    ratio,
+    run_line,
+)
 
 SECTION = "Dataset budget"
 MIB = 1 << 20
@@ -288,10 +296,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--model", default="linear", choices=["linear", "mlp", "cnn"])
     ap.add_argument("--rounds", type=int, default=3, help="runs of each mode (median reported)")
-    ap.add_argument("--label", default="", help="suffix of the docs section: '## Dataset budget (<label>)'")
-    ap.add_argument("--note", default="", help="a paragraph added to the docs section")
-    ap.add_argument("--doc", type=Path, default=DOC)
-    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    add_report_args(ap, SECTION)
     ap.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -320,10 +325,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads and args.device == "cpu":
         torch.set_num_threads(args.threads)
 
-    name = SECTION + (f" ({args.label})" if args.label else "")
-    body = (
-        f"`{command_line('dataset_budget.py', argv, drop=('--note', '--doc'))}` on {today()}; "
-        f"{machine(args.device)}; load average {load_before} before, {load_average()} after ({minutes:.1f} min).\n\n"
+    publish(
+        args,
+        SECTION,
+        run_line("dataset_budget.py", argv, args.device, load_before, minutes),
         f"A stored uint8 dataset of {n:,} images 3 x 32 x 32 ({n * ROW_BYTES / MIB:.0f} MiB, {args.scale}x the "
         f'{args.budget_mib} MiB data budget), model {{"kind": "{args.model}"}}, {args.epochs} epochs, batch size '
         f"{args.batch_size}, val_fraction 0.1; `core.training.train` in a fresh process per run: streaming "
@@ -331,10 +336,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.rounds} runs each alternating, medians. RSS from /proc after a warm-up run in the same "
         f"process: before = VmRSS as the measured run starts, peak = VmHWM (reset after the warm-up), growth = "
         f"peak - before; loader workers sampled every 0.1 s (growth = after their first sample). CPU = the "
-        f"training process plus its loader workers.\n\n" + (f"{args.note}\n\n" if args.note else "") + tbl
+        f"training process plus its loader workers.",
+        tbl,
     )
-    write_section(name, body, args.doc)
-    print(f"wrote the '{name}' section of {args.doc}")
     return 0
 
 

@@ -29,12 +29,19 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from common import DOC, command_line, interleaved, load_average, machine, median, ratio, today, write_section
+from common import (
+    add_report_args,
+    interleaved,
+    load_average,
+    median,
+    publish,
+    ratio,
+    run_line,
+)
 
 from core.data import ArrayDataset
 from core.data.dataset import stratified_split
@@ -200,10 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="torch threads on CPU (default 1: steadier on a shared machine; 0: torch's default)",
     )
-    ap.add_argument("--label", default="", help="suffix of the docs section: '## Engine vs loop (<label>)'")
-    ap.add_argument("--note", default="", help="a paragraph added to the docs section")
-    ap.add_argument("--doc", type=Path, default=DOC)
-    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    add_report_args(ap, SECTION)
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -219,22 +223,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{tbl}\n\ntarget (engine >= {TARGET:.2f}x the loop's samples/s): {verdict}")
     if args.no_write:
         return 0
-    name = SECTION + (f" ({args.label})" if args.label else "")
-    body = (
-        f"`{command_line('engine_vs_loop.py', argv, drop=('--note', '--doc'))}` on {today()}; "
-        f"{machine(str(device))}; load average {load_before} before, {load_average()} after ({minutes:.1f} min).\n\n"
+    publish(
+        args,
+        SECTION,
+        run_line("engine_vs_loop.py", argv, str(device), load_before, minutes),
         f"timm resnet18 (small-image stem) on synthetic 3 x 32 x 32 uint8 images, 10 classes: "
         f"{res['n_train']:,} training and {res['n_val']:,} validation rows, {args.epochs} epoch(s), batch size "
         f"{args.batch_size}, AdamW, cross-entropy. `core.training.train` vs a hand-written loop (same model, "
         f"weights, rows; validation once per epoch), alternating call by call, {args.rounds} rounds after a "
         f"warm-up, medians. samples/s = training samples x epochs / wall time of the whole call; CPU = the "
         f"process CPU time of the call (one torch thread: steadier than wall time on a shared machine); the "
-        f"train phase counts the training passes only. Target: >= {TARGET:.2f}x the loop (✗ marks a miss): {verdict}.\n\n"
-        + (f"{args.note}\n\n" if args.note else "")
-        + tbl
+        f"train phase counts the training passes only. Target: >= {TARGET:.2f}x the loop (✗ marks a miss): {verdict}.",
+        tbl,
     )
-    write_section(name, body, args.doc)
-    print(f"wrote the '{name}' section of {args.doc}")
     return 0
 
 
