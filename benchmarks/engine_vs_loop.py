@@ -5,9 +5,18 @@ class templates plus noise): `build_model({"kind": "timm", "architecture": "resn
 small-image stem at 32 px (core/models/timm_nets.py), with the training split's standardisation and the
 same initial weights; AdamW (lr 1e-3), batch size 64, cross-entropy, the same training / validation rows.
 
-- loop: a fresh permutation per epoch, `F.cross_entropy`, `zero_grad` / `backward` / `step`, then the
-  validation rows once per epoch under no_grad (what any real loop does; the engine validates too). On
-  CUDA: bf16 autocast and channels_last, as the engine does there.
+Augmentation (`--augment JSON`, default `{"random_resized_crop": {"scale": [0.08, 1.0]}, "horizontal_flip":
+true}`; `--no-augment` for none) is the same in both arms: the engine gets it as `training.augment`; the
+loop applies torchvision.transforms.v2 `RandomResizedCrop(32, scale=..., antialias=True)` and
+`RandomHorizontalFlip()` per sample in a `Dataset.__getitem__`, batched by a `DataLoader` (shuffle,
+`num_workers=0`) over the tensors already on the device. That is how the engine applies it to a resident
+dataset (core/training/feed.py `ResidentFeed`): image by image, in the training process, on the device,
+before each step. Precision: fp32 on CPU in both; on CUDA both autocast to the dtype of the engine's
+"auto" precision (bf16 where the GPU supports it, else fp32) and use channels_last.
+
+- loop: without augmentation a fresh permutation per epoch sliced from the resident tensors, with it the
+  `DataLoader` above; `F.cross_entropy`, `zero_grad` / `backward` / `step`, then the validation rows once
+  per epoch under no_grad (what any real loop does; the engine validates too).
 - engine: `train(plan, NoopHooks())`: split, statistics, per-epoch validation with every metric,
   best-weights tracking, the final CPU evaluation, model.json.
 
@@ -21,6 +30,7 @@ on CUDA the default is the issue's 50,000.
     python benchmarks/engine_vs_loop.py                     # CPU, writes its section of docs/benchmarks.md
     python benchmarks/engine_vs_loop.py --device cuda --epochs 2 --label cuda   # 50,000 images
     python benchmarks/engine_vs_loop.py --samples 512 --rounds 1 --no-write
+    python benchmarks/engine_vs_loop.py --no-augment --label "no augmentation" # the comparison without it
 
 Target: engine >= 0.95x the loop's samples/s.
 """
@@ -28,6 +38,7 @@ Target: engine >= 0.95x the loop's samples/s.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import numpy as np
@@ -53,6 +64,8 @@ TARGET = 0.95
 MODEL = {"kind": "timm", "architecture": "resnet18"}
 CLASSES = [f"c{i}" for i in range(10)]
 VAL_CHUNK = 256
+AUGMENT = {"random_resized_crop": {"scale": [0.08, 1.0]}, "horizontal_flip": True}
+LOOP_AUGMENTS = {"random_resized_crop", "horizontal_flip"}  # what the loop arm implements
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -93,20 +106,63 @@ def loop_setup(ds: ArrayDataset, train_idx, val_idx, spec: TrainingSpec, device:
     return model, opt, data, fmt
 
 
+def loop_transform(augment: dict | None):
+    """The loop's v2 pipeline for `augment` (the spec's keys; None: no augmentation)."""
+    if not augment:
+        return None
+    from torchvision.transforms import v2
+
+    steps = []
+    if "random_resized_crop" in augment:
+        scale = tuple(augment["random_resized_crop"].get("scale", (0.08, 1.0)))
+        steps.append(v2.RandomResizedCrop(32, scale=scale, antialias=True))
+    if augment.get("horizontal_flip"):
+        steps.append(v2.RandomHorizontalFlip())
+    return v2.Compose(steps)
+
+
+class AugmentedImages(torch.utils.data.Dataset):
+    """(transform(x[i]), y[i]) per sample: a typical user's augmenting Dataset."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, transform) -> None:
+        self.x, self.y, self.transform = x, y, transform
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int):
+        return self.transform(self.x[i]), self.y[i]
+
+
+def loop_batches(d: dict, batch_size: int, transform, device: torch.device, seed: int):
+    """One epoch's (x, y) batches: slices of a permutation, or the augmenting Dataset's DataLoader."""
+    if transform is None:
+        order = torch.randperm(len(d["y"]), device=device)
+        return ((d["x"][idx], d["y"][idx]) for idx in order.split(batch_size))
+    return torch.utils.data.DataLoader(
+        AugmentedImages(d["x"], d["y"], transform), batch_size=batch_size, shuffle=True, num_workers=0,
+        generator=torch.Generator().manual_seed(seed),
+    )  # fmt: skip
+
+
+def loop_amp(device: torch.device) -> dict:
+    """Autocast as the engine's "auto" precision: bf16 on a CUDA device that supports it, else fp32."""
+    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return {"device_type": device.type, "dtype": torch.bfloat16, "enabled": bf16}
+
+
 def loop(ds: ArrayDataset, train_idx, val_idx, spec: TrainingSpec, device: torch.device) -> dict:
     """The hand-written loop: train every epoch, validate once per epoch; returns its train-phase time."""
     model, opt, d, fmt = loop_setup(ds, train_idx, val_idx, spec, device)
-    amp = {"device_type": device.type, "dtype": torch.bfloat16, "enabled": device.type == "cuda"}
-    n, bs, train_s, acc = len(d["y"]), spec.batch_size, 0.0, float("nan")
-    for _ in range(spec.epochs):
+    amp, transform = loop_amp(device), loop_transform(spec.augment and spec.augment.model_dump())
+    train_s, acc = 0.0, float("nan")
+    for epoch in range(spec.epochs):
         t0 = time.perf_counter()
         model.train()
-        order = torch.randperm(n, device=device)
-        for start in range(0, n, bs):
-            idx = order[start : start + bs]
+        for xb, yb in loop_batches(d, spec.batch_size, transform, device, spec.seed + epoch):
             with torch.autocast(**amp):
-                logits = model(d["x"][idx].contiguous(memory_format=fmt))
-            loss = F.cross_entropy(logits.float(), d["y"][idx])
+                logits = model(xb.contiguous(memory_format=fmt))
+            loss = F.cross_entropy(logits.float(), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -138,8 +194,9 @@ def engine(ds: ArrayDataset, spec: TrainingSpec, device: torch.device) -> dict:
 def run(args, device: torch.device) -> dict:
     """Warm both up on a few batches, then alternate them `args.rounds` times; medians and ratios."""
     spec = TrainingSpec(
-        epochs=args.epochs, batch_size=args.batch_size, seed=1, val_fraction=args.val_fraction
-    )
+        epochs=args.epochs, batch_size=args.batch_size, seed=1, val_fraction=args.val_fraction,
+        augment=args.augment, precision="auto",
+    )  # fmt: skip
     small = make_images(4 * args.batch_size, seed=1)
     s_tr, s_va = stratified_split(small.y, spec.val_fraction, spec.seed)
     loop(small, s_tr, s_va, spec.model_copy(update={"epochs": 1}), device)
@@ -193,6 +250,19 @@ def table(res: dict) -> str:
     return "\n".join(lines)
 
 
+def describe_augment(augment: dict | None) -> str:
+    if not augment:
+        return "no augmentation"
+    return (f"augmentation `{json.dumps(augment)}` in both arms (the engine's training.augment; the loop's "
+            f"v2 transforms per sample in a Dataset, DataLoader with num_workers=0)")  # fmt: skip
+
+
+def precision_text(device: torch.device) -> str:
+    if loop_amp(device)["enabled"]:
+        return 'bf16 autocast and channels_last in both arms (the engine\'s precision "auto")'
+    return 'fp32 in both arms (the engine\'s precision "auto" on this device)'
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -207,8 +277,18 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="torch threads on CPU (default 1: steadier on a shared machine; 0: torch's default)",
     )
+    ap.add_argument(
+        "--augment",
+        type=json.loads,
+        default=AUGMENT,
+        help=f"training.augment of both arms, JSON (default {json.dumps(AUGMENT)})",
+    )
+    ap.add_argument("--no-augment", dest="augment", action="store_const", const=None,
+                    help="no augmentation in either arm")  # fmt: skip
     add_report_args(ap, SECTION)
     args = ap.parse_args(argv)
+    if args.augment and not set(args.augment) <= LOOP_AUGMENTS:
+        ap.error(f"--augment: the loop arm implements only {sorted(LOOP_AUGMENTS)}")
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda but no CUDA device is available")
@@ -229,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         run_line("engine_vs_loop.py", argv, str(device), load_before, minutes),
         f"timm resnet18 (small-image stem) on synthetic 3 x 32 x 32 uint8 images, 10 classes: "
         f"{res['n_train']:,} training and {res['n_val']:,} validation rows, {args.epochs} epoch(s), batch size "
-        f"{args.batch_size}, AdamW, cross-entropy. `core.training.train` vs a hand-written loop (same model, "
+        f"{args.batch_size}, AdamW, cross-entropy, {describe_augment(args.augment)}; "
+        f"{precision_text(device)}. `core.training.train` vs a hand-written loop (same model, "
         f"weights, rows; validation once per epoch), alternating call by call, {args.rounds} rounds after a "
         f"warm-up, medians. samples/s = training samples x epochs / wall time of the whole call; CPU = the "
         f"process CPU time of the call (one torch thread: steadier than wall time on a shared machine); the "
