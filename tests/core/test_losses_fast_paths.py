@@ -1,7 +1,9 @@
 """Tests for the hand-written autograd functions of the pairwise, hierarchical_xe, emd and partial_credit
 losses: value and gradient against autograd of the straightforward formula in float64 (per sample,
 batch mean, uneven upstream gradients), trees of every layout (round-robin, sorted, shuffled, padded,
-unbalanced: scattered), extreme logits in float32 against float64, ties, and no host reads.
+unbalanced: scattered), extreme logits in float32 against float64, ties, and no host reads; and those
+of focal and slace against the autograd composites they replaced (kept here as references; +-1e4
+logits, gradcheck, float32 and half-precision logits).
 
 Run: cd /work/main && .venv/bin/python -m pytest tests/core/test_losses_fast_paths.py -q
 """
@@ -12,8 +14,17 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from core.losses import EMDLoss, HierarchicalXELoss, PairwiseLoss, PartialCreditLoss, log1m_softmax
+from core.losses import (
+    EMDLoss,
+    FocalLoss,
+    HierarchicalXELoss,
+    PairwiseLoss,
+    PartialCreditLoss,
+    SLACELoss,
+    log1m_softmax,
+)
 from tests.core.test_losses import _HostReads
 
 # --- straightforward formulas (differentiated by autograd) --------------------------------------------
@@ -292,3 +303,150 @@ def test_forward_and_backward_never_read_the_host(make):
             value.backward()
         assert mode.reads == [], mode.reads
         assert torch.isfinite(x.grad).all()
+
+
+# --- focal and slace: the closed-form functions against the composites they replaced ----------------------
+
+
+def composite_focal(z, y, gamma, class_weights):
+    """The previous FocalLoss.per_sample: two logsumexps, differentiated by autograd."""
+    t = y[:, None]
+    lse = torch.logsumexp(z, dim=1)
+    log_p = z.gather(1, t).squeeze(1) - lse
+    others = torch.logsumexp(z.scatter(1, t, float("-inf")), dim=1)
+    modulation = torch.exp(gamma * (others - lse).clamp(max=0.0))
+    return -(class_weights.to(z.dtype).index_select(0, y) * modulation * log_p)
+
+
+def _composite_log_gaps(x):
+    c = torch.logcumsumexp(x, dim=1)
+    return c[:, -1:] - c
+
+
+def _composite_direct_gaps(x):
+    s = torch.cumsum(torch.exp(x - x.detach().amax(dim=1, keepdim=True)), dim=1)
+    small = s[:, 0] < torch.finfo(x.dtype).tiny ** 0.5
+    if not bool(small.any()):
+        return torch.log(s[:, -1:] / s)
+    s = torch.where(small[:, None], torch.ones_like(s), s)
+    gap = torch.log(s[:, -1:] / s)
+    rows = small.nonzero().squeeze(1)
+    return gap.index_copy(0, rows, _composite_log_gaps(x.index_select(0, rows)))
+
+
+def composite_slace(z, y, loss, algorithm):
+    """The previous SLACELoss.per_sample (both algorithms), differentiated by autograd."""
+    ordered = z.gather(1, loss.by_distance.index_select(0, y))
+    gap = _composite_log_gaps(ordered) if algorithm == "log_space" else _composite_direct_gaps(ordered)
+    return (gap * loss.group_mass.index_select(0, y).to(z.dtype)).sum(dim=1)
+
+
+def with_extremes(z, y):
+    """A batch with rows of +-1e4 logits appended (p_y rounding to 1 and to 0, sums that underflow)."""
+    c = z.shape[1]
+    rows = torch.tensor(EXTREME, dtype=z.dtype)[:, torch.arange(c) % 6]
+    rows[:, 0] = rows[:, 0] - 1e4 * (c > 6)  # a truth far below the rest when y = 0
+    return torch.cat([z, rows]), torch.cat([y, torch.tensor(EXTREME_TARGETS) % c])
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0, 7.0])
+@pytest.mark.parametrize("c", [2, 7, 40])
+def test_focal_matches_the_composite(c, gamma):
+    weights = torch.rand(c, generator=torch.Generator().manual_seed(c))
+    loss = FocalLoss(c, gamma=gamma, alpha=weights).double()
+    z, y = with_extremes(*batch(c, 33, c, scale=4.0))
+    check_against(loss, lambda x, t: composite_focal(x, t, gamma, loss.class_weights), z, y)
+
+
+@pytest.mark.parametrize("algorithm", ["direct", "log_space"])
+@pytest.mark.parametrize("alpha", [0.3, 1.0, 100.0])  # 100: far groups get no target mass (0 weights)
+@pytest.mark.parametrize("c", [2, 6, 40])
+def test_slace_matches_the_composite(c, alpha, algorithm):
+    order = torch.randperm(c, generator=torch.Generator().manual_seed(c))
+    loss = SLACELoss(c, alpha=alpha, order=order, algorithm=algorithm).double()
+    z, y = with_extremes(*batch(c, 33, c, scale=4.0))
+    check_against(loss, lambda x, t: composite_slace(x, t, loss, algorithm), z, y)
+
+
+def test_focal_at_gamma_zero_is_weighted_cross_entropy():
+    z, y = with_extremes(*batch(3, 40, 9))
+    weights = torch.rand(9, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    loss = FocalLoss(9, gamma=0.0, alpha=weights).double()
+    check_against(loss, lambda x, t: F.cross_entropy(x, t, reduction="none") * loss.class_weights[t], z, y)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: FocalLoss(6, gamma=2.0, alpha=torch.tensor([0.1, 0.3, 0.5, 0.7, 0.9, 1.0])),
+        lambda: FocalLoss(6, gamma=0.0),
+        lambda: SLACELoss(6, alpha=0.7, order=torch.tensor([3, 1, 0, 5, 2, 4]), algorithm="direct"),
+        lambda: SLACELoss(6, alpha=0.7, order=torch.tensor([3, 1, 0, 5, 2, 4]), algorithm="log_space"),
+    ],
+    ids=["focal", "focal_gamma0", "slace_direct", "slace_log_space"],
+)
+def test_focal_and_slace_gradcheck(make):
+    loss = make().double()
+    z, y = batch(8, 7, 6, scale=2.0)
+    z[0, y[0]] = -800.0  # slace direct: a row recomputed in log space; focal: p_y ~ 0
+    z[1, y[1]] = 800.0  # p_y rounds to 1
+    z.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x: loss.per_sample(x, y), (z,), eps=1e-6, atol=1e-6)
+    assert torch.autograd.gradcheck(lambda x: loss(x, y), (z,), eps=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kind, make",
+    [
+        ("focal", lambda: FocalLoss(6, gamma=2.0, alpha=0.25)),
+        ("slace_direct", lambda: SLACELoss(6, alpha=0.8, algorithm="direct")),
+        ("slace_log_space", lambda: SLACELoss(6, alpha=0.8, algorithm="log_space")),
+    ],
+)
+def test_focal_and_slace_float32_match_float64(kind, make):
+    """Random rows to 1e-5 of the float64 composite; with the +-1e4 rows, at most as far from it as the
+    float32 composite was (in log space the logits' magnitude rounds to ulp(1e4) ~ 1e-3 in float32)."""
+    loss = make()
+    z64, y = with_extremes(*batch(2, 40, 6, scale=4.0))
+    if kind == "focal":
+        composite = lambda x: composite_focal(x, y, 2.0, loss.class_weights)
+    else:
+        composite = lambda x: composite_slace(x, y, loss, kind.removeprefix("slace_"))
+    results = {}
+    for name, fn, dtype in [("new", loss.per_sample, torch.float32), ("old32", None, torch.float32)]:
+        x = z64.to(dtype).requires_grad_(True)
+        value = fn(x, y) if fn else composite(x)
+        value.sum().backward()
+        assert torch.isfinite(value).all() and torch.isfinite(x.grad).all()
+        results[name] = (value.detach().double(), x.grad.double())
+    x = z64.clone().requires_grad_(True)
+    value = composite(x)
+    value.sum().backward()
+    want = (value.detach(), x.grad)
+    for i in range(2):
+        got, old = results["new"][i], results["old32"][i]
+        torch.testing.assert_close(got[:40], want[i][:40], rtol=1e-5, atol=1e-5)
+        assert (got - want[i]).abs().max() <= (old - want[i]).abs().max() * 1.01 + 1e-6
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: FocalLoss(10, gamma=2.0), lambda: SLACELoss(10, algorithm="log_space")], ids=["f", "s"]
+)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_focal_and_slace_take_half_precision_logits(make, dtype):
+    """Logits in bf16 / fp16 (what a model gives under autocast): finite, close to float32 on the same
+    (rounded) logits, the gradient in the logits' dtype."""
+    loss = make()
+    z, y = batch(5, 32, 10, scale=3.0, dtype=torch.float32)  # (at +-1e4 a half's ulp is 8 or 64)
+    z = z.to(dtype).float()
+    grads, values = [], []
+    for d in (dtype, torch.float32):
+        x = z.to(d).requires_grad_(True)
+        value = loss.per_sample(x, y)
+        value.sum().backward()
+        assert x.grad.dtype == d and torch.isfinite(value).all() and torch.isfinite(x.grad).all()
+        assert torch.isfinite(loss(x, y)) and loss(x, y).dtype == d
+        values.append(value.float())
+        grads.append(x.grad.float())
+    torch.testing.assert_close(values[0], values[1], rtol=0.02, atol=0.02)
+    torch.testing.assert_close(grads[0], grads[1], rtol=0.02, atol=0.02)
