@@ -33,6 +33,7 @@ re-sends through its own app (`self.app`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from celery import shared_task
 from celery.exceptions import Reject
@@ -63,14 +64,15 @@ __all__ = ["deliver_webhook", "import_dataset", "reconcile", "train_job", "tunin
 log = logging.getLogger("simtrain.worker.tasks")
 
 
-@shared_task(
-    name=TRAIN_TASK,
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=True,
-    max_retries=3,
-)
+def durable_task(name: str) -> Callable:
+    """A bound task delivered at least once: acknowledged after it has run, given back to the queue when its
+    worker dies (its own claim in the database makes it run once), retried at most 3 times."""
+    return shared_task(
+        name=name, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True, max_retries=3
+    )
+
+
+@durable_task(TRAIN_TASK)
 def train_job(self, job_id: str) -> str:
     def resend(jid: str) -> None:
         self.app.send_task(TRAIN_TASK, args=[jid], **train_route(jid, get_settings()))
@@ -121,14 +123,7 @@ def _waits_for_import(task, job_id: str) -> bool:
     return True
 
 
-@shared_task(
-    name=IMPORT_TASK,
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=True,
-    max_retries=3,
-)
+@durable_task(IMPORT_TASK)
 def import_dataset(self, dataset_id: str) -> str:
     from core.storage import make_storage
 
@@ -160,14 +155,7 @@ def reconcile() -> dict:
         session.close()
 
 
-@shared_task(
-    name=DELIVER_TASK,
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=True,
-    max_retries=3,
-)
+@durable_task(DELIVER_TASK)
 def deliver_webhook(self, delivery_id: str) -> str:
     settings = get_settings()
     session = session_factory(settings)()
@@ -190,14 +178,7 @@ def deliver_webhook(self, delivery_id: str) -> str:
     return result.outcome
 
 
-@shared_task(
-    name=TUNING_STEP_TASK,
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=True,
-    max_retries=3,
-)
+@durable_task(TUNING_STEP_TASK)
 def tuning_step(self, study_id: str) -> str:
     settings = get_settings()
     session = session_factory(settings)()

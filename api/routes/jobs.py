@@ -295,12 +295,15 @@ async def get_job(job_id: str, request: Request, key: PresentedKey) -> Response:
     return Response(content=body, media_type="application/json")
 
 
-@router.post(
-    "/{job_id}/cancel",
-    response_model=JobPublic,
-    status_code=status.HTTP_202_ACCEPTED,
-    responses={409: {"description": "the job has already ended (its status is named)"}},
-)
+# cancel, pause and resume: each answers the job as it now is, or 409 when it has already ended
+JOB_ACTION: dict = {
+    "response_model": JobPublic,
+    "status_code": status.HTTP_202_ACCEPTED,
+    "responses": {409: {"description": "the job has already ended (its status is named)"}},
+}
+
+
+@router.post("/{job_id}/cancel", **JOB_ACTION)
 def cancel_job(job_id: str, session: SessionDep, tenant: CurrentTenant) -> JobPublic:
     job = jobstate.get_for_tenant(session, tenant, job_id)
     if job.status in JOB_TERMINAL:
@@ -312,12 +315,7 @@ def cancel_job(job_id: str, session: SessionDep, tenant: CurrentTenant) -> JobPu
     return job_public(job)
 
 
-@router.post(
-    "/{job_id}/pause",
-    response_model=JobPublic,
-    status_code=status.HTTP_202_ACCEPTED,
-    responses={409: {"description": "the job has already ended (its status is named)"}},
-)
+@router.post("/{job_id}/pause", **JOB_ACTION)
 def pause_job(job_id: str, session: SessionDep, tenant: CurrentTenant) -> JobPublic:
     """A queued job is `paused` at once; a running one checkpoints at its next epoch boundary, frees its
     worker and becomes `paused`. Idempotent."""
@@ -329,12 +327,7 @@ def pause_job(job_id: str, session: SessionDep, tenant: CurrentTenant) -> JobPub
     return job_public(job)
 
 
-@router.post(
-    "/{job_id}/resume",
-    response_model=JobPublic,
-    status_code=status.HTTP_202_ACCEPTED,
-    responses={409: {"description": "the job has already ended (its status is named)"}},
-)
+@router.post("/{job_id}/resume", **JOB_ACTION)
 def resume_job(job_id: str, session: SessionDep, settings: SettingsDep, tenant: CurrentTenant) -> JobPublic:
     """A paused job is queued again (and sent); it resumes from its checkpoint. Idempotent."""
     job = jobstate.get_for_tenant(session, tenant, job_id)
