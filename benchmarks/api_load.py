@@ -277,7 +277,7 @@ def table(summary: dict, loads: dict[str, list[float]], clients: int) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per timed phase")
@@ -300,80 +300,87 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--doc", type=Path, default=DOC)
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
+    return args
+
+
+def client_event_loop() -> str:
+    """Install uvloop for the load clients when it is there; the loop's name."""
     try:
         import uvloop
 
         uvloop.install()
-        client_loop = "uvloop"
+        return "uvloop"
     except ImportError:
-        client_loop = "asyncio"
+        return "asyncio"
+
+
+def start_jobs(stack: ServiceStack) -> tuple[str, list[str]]:
+    """Submit one long job (waits until it trains) and 19 short ones; (the long job's id, all 20 ids)."""
     import httpx
 
-    loads = {"GET": [0.0, *args.get_intervals], "POST": [0.0, *args.post_intervals]}
-    load_before = load_average()
-    t_start = time.perf_counter()
-    phases: dict[tuple[str, str, str], list[dict]] = {}
-    stack = ServiceStack("postgres", api_workers=args.api_workers, pg_admin_url=args.pg_admin, redis_url=args.redis,
-                         env={"SIMTRAIN_MAX_ACTIVE_JOBS_PER_TENANT": "10000000", "OMP_NUM_THREADS": "1"})
-    with stack:
-        bare = BareServer(stack, args.api_workers).start()
-        stack.start_worker()
-        with httpx.Client(base_url=stack.base_url, headers=stack.headers, timeout=30) as c:
-            running = c.post("/v1/jobs", json=LONG_JOB).json()["id"]
-            job_ids = [running] + [c.post("/v1/jobs", json=SHORT_JOB).json()["id"] for _ in range(19)]
-            deadline = time.monotonic() + 120
-            while c.get(f"/v1/jobs/{running}").json()["status"] != "running":
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the training job did not start:\n" + stack.log("worker")[-3000:])
-                time.sleep(0.2)
-        print(f"training job {running} is running; {args.clients} clients ({args.client}), {args.duration:g} s "
-              f"phases, {args.rounds} rounds, {args.api_workers} uvicorn workers per app ({server_stack()})", flush=True)
-        targets = {"bare": (bare.base_url, {}), "simtrain": (stack.base_url, stack.headers)}
-        for r in range(args.rounds):
-            for route in args.routes:
-                for mode in loads[route]:
-                    for app in (("bare", "simtrain") if r % 2 == 0 else ("simtrain", "bare")):
-                        url, headers = targets[app]
-                        kw = {"interval": mode, "client_kind": args.client}
-                        if args.warmup > 0:
-                            run_phase(url, headers, route, job_ids, args.clients, args.warmup, args.max_requests, **kw)
-                        res = run_phase(url, headers, route, job_ids, args.clients, args.duration, args.max_requests, **kw)
-                        phases.setdefault((route, mode, app), []).append(res)
-                        print(f"  round {r} {route:4s} {load_label(mode, args.clients):14s} {app:8s} {res['rps']:7.0f} req/s  p50 "
-                              f"{percentile(res['latencies'], 50) * 1e3:7.1f} ms  p99 "
-                              f"{percentile(res['latencies'], 99) * 1e3:7.1f} ms  failures {res['failures'] or 0}  "
-                              f"client CPU {res['client_cpu'] * 100:.0f}%", flush=True)
-        with httpx.Client(base_url=stack.base_url, headers=stack.headers, timeout=30) as c:
-            job = c.get(f"/v1/jobs/{running}").json()
-            trained = f"the long job was {job['status']} at epoch {job['progress']['epoch']} at the end"
-            if job["status"] != "running":
-                trained += "; after it the worker trained the short jobs submitted by the POST phases"
-            c.post(f"/v1/jobs/{running}/cancel")
-    minutes = (time.perf_counter() - t_start) / 60
-    print(trained)
+    with httpx.Client(base_url=stack.base_url, headers=stack.headers, timeout=30) as c:
+        running = c.post("/v1/jobs", json=LONG_JOB).json()["id"]
+        job_ids = [running] + [c.post("/v1/jobs", json=SHORT_JOB).json()["id"] for _ in range(19)]
+        deadline = time.monotonic() + 120
+        while c.get(f"/v1/jobs/{running}").json()["status"] != "running":
+            if time.monotonic() > deadline:
+                raise RuntimeError("the training job did not start:\n" + stack.log("worker")[-3000:])
+            time.sleep(0.2)
+    return running, job_ids
 
-    summary = {key: summarize(v) for key, v in phases.items()}
-    tbl = table(summary, {r: loads[r] for r in args.routes}, args.clients)
-    verdicts = []
+
+def run_rounds(args, targets, loads, job_ids) -> dict[tuple[str, str, str], list[dict]]:
+    """Every (route, load, app) phase once a round, bare and simtrain alternating; the phases' results."""
+    phases: dict[tuple[str, str, str], list[dict]] = {}
+    for r in range(args.rounds):
+        for route in args.routes:
+            for mode in loads[route]:
+                for app in (("bare", "simtrain") if r % 2 == 0 else ("simtrain", "bare")):
+                    url, headers = targets[app]
+                    kw = {"interval": mode, "client_kind": args.client}
+                    if args.warmup > 0:
+                        run_phase(url, headers, route, job_ids, args.clients, args.warmup, args.max_requests, **kw)
+                    res = run_phase(url, headers, route, job_ids, args.clients, args.duration, args.max_requests, **kw)
+                    phases.setdefault((route, mode, app), []).append(res)
+                    print(f"  round {r} {route:4s} {load_label(mode, args.clients):14s} {app:8s} {res['rps']:7.0f} req/s  p50 "
+                          f"{percentile(res['latencies'], 50) * 1e3:7.1f} ms  p99 "
+                          f"{percentile(res['latencies'], 99) * 1e3:7.1f} ms  failures {res['failures'] or 0}  "
+                          f"client CPU {res['client_cpu'] * 100:.0f}%", flush=True)
+    return phases
+
+
+def end_jobs(stack: ServiceStack, running: str) -> str:
+    """Cancel the long job; a sentence on how far it trained."""
+    import httpx
+
+    with httpx.Client(base_url=stack.base_url, headers=stack.headers, timeout=30) as c:
+        job = c.get(f"/v1/jobs/{running}").json()
+        trained = f"the long job was {job['status']} at epoch {job['progress']['epoch']} at the end"
+        if job["status"] != "running":
+            trained += "; after it the worker trained the short jobs submitted by the POST phases"
+        c.post(f"/v1/jobs/{running}/cancel")
+    return trained
+
+
+def verdicts(summary: dict, loads: dict[str, list[float]], clients: int) -> list[str]:
+    """The targets, met or missed: status reads' p99 per load, and no failed request."""
+    out = []
     for mode in loads["GET"]:
         if ("GET", mode, "simtrain") in summary:
             p99 = summary[("GET", mode, "simtrain")]["p99"]
-            verdicts.append(f"status reads p99 {p99 * 1e3:.1f} ms {load_label(mode, args.clients)} "
-                            f"({'met' if p99 < GET_P99_TARGET_S else 'MISSED'})")
+            out.append(f"status reads p99 {p99 * 1e3:.1f} ms {load_label(mode, clients)} "
+                       f"({'met' if p99 < GET_P99_TARGET_S else 'MISSED'})")
     failed = sum(s["failures"] for (_, _, app), s in summary.items() if app == "simtrain")
-    verdicts.append(f"{failed} failed requests ({'met' if failed == 0 else 'MISSED'})")
-    print()
-    print(tbl)
-    print("\ntargets: " + "; ".join(verdicts))
-    if args.json:
-        args.json.write_text(json.dumps({f"{k[0]} {load_label(k[1], args.clients)} {k[2]}": s for k, s in summary.items()},
-                                        indent=1))
-    if args.no_write:
-        return 0
+    out.append(f"{failed} failed requests ({'met' if failed == 0 else 'MISSED'})")
+    return out
+
+
+def describe(args, argv, client_loop: str, trained: str, verdict: list[str], load_before: str, minutes: float) -> str:
+    """The docs section's text above the table."""
     cmd = command_line("api_load.py", argv)
     client = ("a minimal asyncio HTTP/1.1 client (benchmarks/api_load.py RawHTTP)" if args.client == "raw"
               else "httpx.AsyncClient")
-    body = (
+    return (
         f"`{cmd.strip()}` on {today()}; {machine()}; load average {load_before} before, {load_average()} "
         f"after ({minutes:.1f} min).\n\n"
         f"{args.clients} clients ({client} on {client_loop}, one process, one keep-alive connection each, "
@@ -386,11 +393,40 @@ def main(argv: list[str] | None = None) -> int:
         f"(one per core; {server_stack()}); simtrain on a scratch PostgreSQL database with Redis, while one "
         f"Celery worker (one torch thread, so one core) trains a long job and writes its progress every epoch "
         f"({trained}). Everything, the client included, shares the 2 cores with other work. Target: status "
-        f"reads p99 < {GET_P99_TARGET_S * 1e3:.0f} ms, no failures: " + "; ".join(verdicts) + ".\n\n"
+        f"reads p99 < {GET_P99_TARGET_S * 1e3:.0f} ms, no failures: " + "; ".join(verdict) + ".\n\n"
         + (f"{args.note}\n\n" if args.note else "")
-        + f"{tbl}\n"
     )
-    write_section(SECTION, body, args.doc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    client_loop = client_event_loop()
+    loads = {"GET": [0.0, *args.get_intervals], "POST": [0.0, *args.post_intervals]}
+    load_before, t_start = load_average(), time.perf_counter()
+    stack = ServiceStack("postgres", api_workers=args.api_workers, pg_admin_url=args.pg_admin, redis_url=args.redis,
+                         env={"SIMTRAIN_MAX_ACTIVE_JOBS_PER_TENANT": "10000000", "OMP_NUM_THREADS": "1"})
+    with stack:
+        bare = BareServer(stack, args.api_workers).start()
+        stack.start_worker()
+        running, job_ids = start_jobs(stack)
+        print(f"training job {running} is running; {args.clients} clients ({args.client}), {args.duration:g} s "
+              f"phases, {args.rounds} rounds, {args.api_workers} uvicorn workers per app ({server_stack()})", flush=True)
+        targets = {"bare": (bare.base_url, {}), "simtrain": (stack.base_url, stack.headers)}
+        phases = run_rounds(args, targets, loads, job_ids)
+        trained = end_jobs(stack, running)
+    minutes = (time.perf_counter() - t_start) / 60
+    print(trained)
+
+    summary = {key: summarize(v) for key, v in phases.items()}
+    tbl = table(summary, {r: loads[r] for r in args.routes}, args.clients)
+    verdict = verdicts(summary, loads, args.clients)
+    print(f"\n{tbl}\n\ntargets: " + "; ".join(verdict))
+    if args.json:
+        args.json.write_text(json.dumps({f"{k[0]} {load_label(k[1], args.clients)} {k[2]}": s for k, s in summary.items()},
+                                        indent=1))
+    if args.no_write:
+        return 0
+    write_section(SECTION, describe(args, argv, client_loop, trained, verdict, load_before, minutes) + f"{tbl}\n", args.doc)
     print(f"wrote the '{SECTION}' section of {args.doc}")
     return 0
 
