@@ -29,7 +29,6 @@ import anyio
 from fastapi import Depends, Header, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from core.auth import resolve_api_key
 from core.errors import Conflict, Unauthorized
@@ -55,15 +54,18 @@ def get_app_settings(request: Request) -> Settings:
 async def get_session(request: Request) -> AsyncIterator[Session]:
     """A session for the request. Creating one does no I/O, so it happens on the event loop (a sync
     dependency with yield would cost two thread-pool hops per request); closing one that still holds a
-    connection (a rollback: I/O) runs in the thread pool, shielded so a client that hangs up cannot leave
-    the connection checked out."""
+    connection (a rollback: I/O) runs in a thread of its own, outside the request threads' limit, and
+    shielded so a client that hangs up cannot leave the connection checked out. Under the request
+    threads' limit the close queued behind requests that waited for the very connection it held: a
+    deadlock broken only by the pool timeout, with 503s (tests/api/test_pool_pressure.py). FastAPI's
+    own yield dependencies exit the same way."""
     session: Session = request.app.state.sessionmaker()
     try:
         yield session
     finally:
         if session.in_transaction():
             with anyio.CancelScope(shield=True):
-                await run_in_threadpool(session.close)
+                await anyio.to_thread.run_sync(session.close, limiter=anyio.CapacityLimiter(1))
         else:
             session.close()  # no connection held: nothing to roll back
 
@@ -95,10 +97,13 @@ PresentedKey = Annotated[str, Depends(get_presented_key)]
 
 
 def get_current_tenant(session: SessionDep, key: PresentedKey) -> str:
-    # The lookup runs in the route's own session and transaction: one pool checkout per request instead
-    # of two. A route that outlives its queries (the SSE stream) ends the transaction itself once it has
-    # read what it needs, so it holds no connection while it streams.
+    # The lookup runs in the route's own session and ends its transaction before the route runs: between
+    # this thread-pool hop and the route's, the request waits for a free request thread, and a connection
+    # held while waiting let requests that held connections wait for threads that waited for connections
+    # (50 clients, 40 threads, 45 connections: 503s at the pool timeout; tests/api/test_pool_pressure.py).
+    # The route's first query checks the same connection out again (LIFO pool, no ping: core.db.session).
     tenant_id = resolve_api_key(session, key)
+    session.commit()  # read-only: ends the transaction, the connection goes back to the pool
     if tenant_id is None:
         raise Unauthorized(INVALID_KEY)
     return tenant_id

@@ -13,11 +13,12 @@ from api.deps import CurrentTenant, SessionDep, StorageDep
 from api.downloads import attachment_headers, download_responses
 from api.routes import API_PREFIX
 from api.schemas import ArtifactList, ArtifactPublic
+from api.session_route import SessionReleasingRoute
 from core.db import jobs as jobstate
 from core.db.models import JobArtifact
 from core.errors import NotFound
 
-router = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["artifacts"])
+router = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["artifacts"], route_class=SessionReleasingRoute)
 
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 CHUNK = 256 * 1024

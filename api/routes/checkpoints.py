@@ -21,11 +21,12 @@ from pydantic import BaseModel
 from api.deps import CurrentTenant, SessionDep, StorageDep
 from api.downloads import attachment_headers, download_responses, sha256_etag
 from api.routes import API_PREFIX
+from api.session_route import SessionReleasingRoute
 from core.checkpoint import CorruptCheckpoint, Retention, job_checkpoints
 from core.db import jobs as jobstate
 from core.errors import NotFound
 
-router = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["checkpoints"])
+router = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["checkpoints"], route_class=SessionReleasingRoute)
 
 Epoch = Annotated[int, Path(ge=0, le=10**6, description="the checkpoint's epoch")]
 

@@ -32,6 +32,7 @@ from api.dispatch import dispatch, request_hash
 from api.pagination import CursorParam, keyset_page
 from api.routes import API_PREFIX
 from api.schemas_comparisons import ComparisonList, ComparisonPublic, ComparisonSummary
+from api.session_route import SessionReleasingRoute
 from api.ui import render_report_page
 from core.compare import service
 from core.compare.spec import ComparisonCreate
@@ -41,7 +42,9 @@ from core.status import ComparisonStatus
 
 __all__ = ["comparison_public", "router"]
 
-router = APIRouter(prefix=f"{API_PREFIX}/comparisons", tags=["comparisons"])
+router = APIRouter(
+    prefix=f"{API_PREFIX}/comparisons", tags=["comparisons"], route_class=SessionReleasingRoute
+)
 
 
 def comparison_public(comp: Comparison, children: list[Job]) -> ComparisonPublic:

@@ -21,6 +21,7 @@ from fastapi import APIRouter
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 
+from api.session_route import SessionReleasingRoute
 from api.ui import PAGE_HEADERS
 from api.ui.console_render import (
     render_comparison_page,
@@ -33,7 +34,7 @@ from api.ui.console_render import (
 
 __all__ = ["router"]
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=SessionReleasingRoute)
 
 PageId = Annotated[str, PathParam(max_length=64)]
 

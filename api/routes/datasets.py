@@ -43,6 +43,7 @@ from api.schemas import (
     UploadForm,
     dataset_request_body,
 )
+from api.session_route import SessionReleasingRoute
 from api.upload_form import ReceivedForm, receive_form
 from core.data import BUILTIN_DATASETS, parse_image_size
 from core.dataset_import import DatasetReference, register_reference
@@ -60,7 +61,7 @@ from core.db.models import Dataset, DatasetStatus, Job
 from core.errors import Conflict, DatasetError
 from core.settings import Settings
 
-router = APIRouter(prefix=f"{API_PREFIX}/datasets", tags=["datasets"])
+router = APIRouter(prefix=f"{API_PREFIX}/datasets", tags=["datasets"], route_class=SessionReleasingRoute)
 
 _BUILTIN_DESCRIPTIONS = {
     "digits": "8x8 handwritten digits as 64 values in [0, 1]; classes '0'..'9' (scikit-learn)",

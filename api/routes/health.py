@@ -27,11 +27,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_body
 from api.schemas import HealthPublic
+from api.session_route import SessionReleasingRoute
 from core.db.models import Job, JobStatus
 
 __all__ = ["AppMetrics", "MetricsMiddleware", "check_broker", "check_database", "router"]
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=SessionReleasingRoute)
 
 CHECK_TIMEOUT_S = 5.0
 

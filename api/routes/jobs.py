@@ -40,6 +40,7 @@ from api.schemas import (
     JobProgress,
     JobPublic,
 )
+from api.session_route import SessionReleasingRoute
 from core.auth import lookup_hash
 from core.dataset_import import job_dataset, validate_pending_job
 from core.db import jobs as jobstate
@@ -52,7 +53,7 @@ from core.weights_store import check_init_source
 
 log = logging.getLogger("simtrain.api")
 
-router = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"])
+router = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"], route_class=SessionReleasingRoute)
 
 SSE_POLL_SECONDS = 0.5
 SSE_KEEPALIVE_SECONDS = 15.0

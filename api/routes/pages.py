@@ -27,12 +27,13 @@ from fastapi import APIRouter
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
+from api.session_route import SessionReleasingRoute
 from api.ui import PAGE_HEADERS, STATIC_DIR, render_console_page
 from core.errors import NotFound
 
 __all__ = ["router"]
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=SessionReleasingRoute)
 
 CONTENT_TYPES = {
     ".js": "text/javascript; charset=utf-8",

@@ -30,14 +30,15 @@ from starlette.datastructures import UploadFile
 from api.deps import CurrentTenant, SessionDep, SettingsDep, StorageDep
 from api.routes import API_PREFIX
 from api.schemas import PredictPublic, PredictRequest, predict_request_body
+from api.session_route import SessionReleasingRoute
 from core.data import image_spec, prepare_image
 from core.db import jobs as jobstate
-from core.decision_spec import ModelDecision
 from core.db.models import JobArtifact
+from core.decision_spec import ModelDecision
 from core.errors import Conflict, DatasetError, InvalidInput, ServiceUnavailable
 from core.status import JobStatus
 
-router = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["predict"])
+router = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["predict"], route_class=SessionReleasingRoute)
 
 MODEL_FILES = ("model.json", "model.safetensors")
 

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from api.deps import CurrentTenant
 from api.errors import validation_details
 from api.routes import API_PREFIX
+from api.session_route import SessionReleasingRoute
 from core.errors import InvalidInput, SpecError
 from core.figures import matrix_heatmap, png_bytes
 from core.jobspec import ClassName
@@ -35,7 +36,7 @@ from core.similarity import MAX_CLASSES, SimilaritySpec
 
 __all__ = ["SimilarityPreview", "SimilarityPreviewRequest", "router"]
 
-router = APIRouter(prefix=f"{API_PREFIX}/similarity", tags=["similarity"])
+router = APIRouter(prefix=f"{API_PREFIX}/similarity", tags=["similarity"], route_class=SessionReleasingRoute)
 
 MAX_QUERY_CHARS = 6000  # GET: classes and spec travel in the URL
 PNG_RESPONSE = {200: {"content": {"image/png": {}}, "description": "the heatmap"}}

@@ -31,6 +31,7 @@ from api.deps import CurrentTenant, IdempotencyDep, SessionDep, SettingsDep, Sto
 from api.dispatch import request_hash
 from api.pagination import CursorParam, keyset_page
 from api.routes import API_PREFIX
+from api.session_route import SessionReleasingRoute
 from api.ui.render import render_tuning_report
 from core.db.models import TuningStudy
 from core.tuning import service
@@ -40,7 +41,7 @@ from core.tuning.status import TuningStatus
 
 __all__ = ["TuningList", "TuningPublic", "TuningSummary", "router", "tuning_public"]
 
-router = APIRouter(prefix=f"{API_PREFIX}/tuning", tags=["tuning"])
+router = APIRouter(prefix=f"{API_PREFIX}/tuning", tags=["tuning"], route_class=SessionReleasingRoute)
 
 
 class TuningProgress(BaseModel):

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from api.deps import CurrentTenant, SessionDep, SettingsDep
 from api.pagination import CursorParam, keyset_page
 from api.routes import API_PREFIX
+from api.session_route import SessionReleasingRoute
 from core.db.models import Webhook, WebhookDelivery
 from core.webhooks.registry import create_webhook, delete_webhook, get_webhook
 from core.webhooks.schemas import (
@@ -27,7 +28,7 @@ from core.webhooks.schemas import (
     WebhookPublic,
 )
 
-router = APIRouter(prefix=f"{API_PREFIX}/webhooks", tags=["webhooks"])
+router = APIRouter(prefix=f"{API_PREFIX}/webhooks", tags=["webhooks"], route_class=SessionReleasingRoute)
 
 Limit = Annotated[int, Query(ge=1, le=100)]
 

@@ -29,6 +29,7 @@ from api.deadline import extend_deadline
 from api.deps import CurrentTenant, SessionDep, SettingsDep, StorageDep
 from api.pagination import CursorParam, keyset_page
 from api.routes import API_PREFIX
+from api.session_route import SessionReleasingRoute
 from api.upload_form import ReceivedForm, receive_form
 from core.data.receive import UploadedFile
 from core.dataset_store import scratch_dir
@@ -37,7 +38,7 @@ from core.weights_store import WeightsFileError, delete_weights, get_weights_row
 
 __all__ = ["WeightsForm", "WeightsList", "WeightsPublic", "router"]
 
-router = APIRouter(prefix=f"{API_PREFIX}/weights", tags=["weights"])
+router = APIRouter(prefix=f"{API_PREFIX}/weights", tags=["weights"], route_class=SessionReleasingRoute)
 
 MAX_CLASSES_FIELD = 256 * 1024  # the `classes` field: up to MAX_CLASSES names of up to 100 characters
 
