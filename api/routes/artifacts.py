@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
 from api.deps import CurrentTenant, SessionDep, StorageDep
-from api.downloads import attachment_headers, download_responses
+from api.downloads import attachment_headers, download_responses, etag_matches, not_modified
 from api.routes import API_PREFIX
 from api.schemas import ArtifactList, ArtifactPublic
 from api.session_route import SessionReleasingRoute
@@ -71,8 +71,8 @@ def download_artifact(
     if row is None:
         raise NotFound(f"job {job.id} has no artifact named {name!r}")
     etag = f'"{row.sha256}"'
-    if if_none_match and etag in [t.strip() for t in if_none_match.split(",")]:
-        return Response(status_code=304, headers={"ETag": etag})
+    if etag_matches(if_none_match, etag):
+        return not_modified(etag)
     try:
         size = storage.size(row.storage_key)
         stream = storage.open(row.storage_key)

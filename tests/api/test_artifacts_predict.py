@@ -48,6 +48,18 @@ def test_artifacts_and_predict(service, trained_artifacts, finish_with_artifacts
         headers={**service.auth_a, "If-None-Match": r.headers["etag"]},
     )
     assert r2.status_code == 304
+    assert r2.content == b"" and r2.headers["cache-control"] == r.headers["cache-control"]
+    for matching in ("*", f"W/{r.headers['etag']}", f'"other", {r.headers["etag"]}'):
+        r3 = service.client.get(
+            f"/v1/jobs/{job['id']}/artifacts/model.onnx",
+            headers={**service.auth_a, "If-None-Match": matching},
+        )
+        assert r3.status_code == 304, matching
+    r4 = service.client.get(
+        f"/v1/jobs/{job['id']}/artifacts/model.onnx",
+        headers={**service.auth_a, "If-None-Match": '"other"'},
+    )
+    assert r4.status_code == 200 and r4.content == expected
     for bad in ("nope.bin", "..%2Fsecret", ".hidden", "a" * 65):
         r = service.client.get(f"/v1/jobs/{job['id']}/artifacts/{bad}", headers=service.auth_a)
         assert r.status_code in (404, 422), (bad, r.status_code)
