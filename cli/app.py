@@ -2,7 +2,7 @@
 
     simtrain --help
     simtrain dev | serve | migrate | worker | keys create/revoke           (cli.service)
-    simtrain submit | status | download | cancel | pause | resume | jobs list  (cli.jobs)
+    simtrain submit | status | download | cancel | pause | resume | jobs list | jobs delete  (cli.jobs)
     simtrain checkpoints list | download                                   (cli.checkpoints)
     simtrain datasets upload | add | show | list                           (cli.datasets)
     simtrain predict                                                       (cli.predict)

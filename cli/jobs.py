@@ -1,4 +1,5 @@
-"""The job commands: `submit`, `status`, `download`, `cancel`, `pause`, `resume` and `jobs list`.
+"""The job commands: `submit`, `status`, `download`, `cancel`, `pause`, `resume`, `jobs list` and
+`jobs delete`.
 
     simtrain submit --dataset builtin:digits --loss '{"kind":"simloss"}' [--similarity JSON] [--epochs N]
                     [--priority low|normal|high] [--device auto|cpu|gpu]
@@ -7,9 +8,11 @@
     simtrain download JOB NAME [-o PATH]
     simtrain cancel JOB / pause JOB / resume JOB
     simtrain jobs list [--status S] [--limit N] [--cursor C] [--json]
+    simtrain jobs delete JOB [--yes] [--json]
 
 `submit` prints the job's id; with `--wait` it follows the job (a live bar of its epochs on stderr), prints
-a summary and exits 0 when the job succeeded, 1 otherwise.
+a summary and exits 0 when the job succeeded, 1 otherwise. `jobs delete` asks before it deletes an ended
+job and its files (the question on stderr), unless `--yes`.
 """
 
 from __future__ import annotations
@@ -167,7 +170,7 @@ def resume(ctx: typer.Context, job: JobArgument, url: UrlOption = DEFAULT_URL, a
     line(f"job {found['id']}: {found['status']}")
 
 
-jobs_app = typer.Typer(help="List jobs.", no_args_is_help=True)
+jobs_app = typer.Typer(help="List and delete jobs.", no_args_is_help=True)
 
 
 @jobs_app.command("list")
@@ -190,6 +193,26 @@ def list_jobs(
     console.print(jobs_table(page["items"], width=console.width))
     if page.get("next_cursor"):
         line(f"more: --cursor {page['next_cursor']}", stderr=True)
+
+
+@jobs_app.command("delete")
+def delete_job(
+    ctx: typer.Context,
+    job: JobArgument,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    json_: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Delete an ended job with its checkpoints and artifacts (cancel a running one first)."""
+    if not yes:
+        typer.confirm(f"Delete job {job} with its checkpoints and artifacts?", abort=True, err=True)
+    with connect(ctx, url, api_key) as client:
+        client.delete_job(job)
+    if json_:
+        print_json({"id": job, "deleted": True})
+    else:
+        line(f"job {job}: deleted")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,5 +1,5 @@
 """Training jobs: create (validated, idempotent, quota-bound), list, get, events (+ SSE), metrics, cancel,
-pause and resume."""
+pause, resume and delete (an ended job, with its stored files: `core.job_delete`)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ from core.dataset_import import job_dataset, validate_pending_job
 from core.db import jobs as jobstate
 from core.db.models import ApiKey, Job, JobEpoch, JobEvent
 from core.errors import Conflict, NotFound, RateLimited, Unauthorized
+from core.job_delete import delete_job as delete_ended_job
 from core.jobspec import JobCreate, validate_job
 from core.routing import job_device, job_priority
 from core.status import JOB_TERMINAL, JobStatus
@@ -340,6 +341,22 @@ def resume_job(job_id: str, session: SessionDep, settings: SettingsDep, tenant: 
         dispatch(session, [job.id], settings)
     session.refresh(job)
     return job_public(job)
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        409: {
+            "description": "the job has not ended (cancel it first), or a comparison, a tuning study or "
+            "a job that warm-starts from it still needs it (named)"
+        }
+    },
+)
+def delete_job(job_id: str, session: SessionDep, storage: StorageDep, tenant: CurrentTenant) -> Response:
+    """Delete an ended job: its events, epochs and artifacts, and its checkpoints and artifact files."""
+    delete_ended_job(session, storage, tenant, job_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 def _event_public(e: JobEvent) -> EventPublic:

@@ -11,7 +11,7 @@ retries that are safe, a timeout on every call.
 
 Resources: datasets (`upload_dataset`, `register_uri`, `wait_dataset`, `watch_dataset`, `list_datasets`,
 `datasets_page`, `get_dataset`, `delete_dataset`, `builtin_datasets`), jobs (`create_job`, `list_jobs`,
-`iter_jobs`, `get_job`, `cancel`, `events`, `stream_events`, `metrics`, `wait`), artifacts
+`iter_jobs`, `get_job`, `cancel`, `pause`, `resume`, `delete_job`, `events`, `stream_events`, `metrics`, `wait`), artifacts
 (`list_artifacts`, `download_artifact`), checkpoints (`list_checkpoints`, `download_checkpoint`),
 `predict` (feature rows), `predict_images` (PNG / JPEG files),
 comparisons (`create_comparison`, `list_comparisons`, `get_comparison`, `cancel_comparison`,

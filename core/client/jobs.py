@@ -1,5 +1,5 @@
-"""Jobs of `SimtrainClient`: create (idempotent), list, get, cancel, wait, events, the live SSE stream and
-the per-epoch metrics.
+"""Jobs of `SimtrainClient`: create (idempotent), list, get, cancel, pause, resume, delete, wait, events,
+the live SSE stream and the per-epoch metrics.
 
     job = client.create_job({"dataset": "builtin:digits", "loss": {"kind": "simloss"}})
     for event in client.stream_events(job["id"]):      # state / epoch / warning events, live
@@ -66,6 +66,11 @@ class JobsMixin(BaseClient):
     def resume(self, job_id: str) -> Job:
         """Queue a paused job again; it continues from its checkpoint (202, idempotent)."""
         return self._json("POST", f"/v1/jobs/{seg(job_id)}/resume")
+
+    def delete_job(self, job_id: str) -> None:
+        """Delete an ended job with its stored files (204). A job that has not ended, or that a comparison,
+        a tuning study or a warm-starting job still needs, is a ConflictError naming why."""
+        self._json("DELETE", f"/v1/jobs/{seg(job_id)}")
 
     def wait(self, job_id: str, *, timeout: float | None = None, poll: float = 1.0) -> Job:
         """Poll until the job is succeeded, failed or cancelled; TimeoutError after `timeout` seconds."""

@@ -37,6 +37,7 @@ def test_tenant_b_cannot_see_or_touch_tenant_a(service, trained_artifacts, finis
             ("GET", f"/v1/jobs/{job_id}/artifacts/model.onnx", {}),
             ("POST", f"/v1/jobs/{job_id}/predict", {"json": {"inputs": [[0.0] * 64]}}),
             ("POST", f"/v1/jobs/{job_id}/cancel", {}),
+            ("DELETE", f"/v1/jobs/{job_id}", {}),
         ]:
             r = c.request(method, path, headers=b, **kwargs)
             assert r.status_code == 404, (method, path, r.status_code, r.text)
