@@ -5,8 +5,9 @@ Every dataset simtrain trains on ends up as one `ArrayDataset`: features `x`, in
 and the class names. `x` is either float32 `(N, *feature_shape)` (tabular data) or uint8 images
 `(N, C, H, W)` (kept uint8: the model standardises raw pixel values itself), possibly a read-only
 `np.memmap` of the stored file (`core.data.stored`), which nothing here copies: `select_classes` and
-`subset` keep `x` itself when no row is dropped. `preprocessing` says how raw images became `x`
-(`core.data.images`), None for tabular data.
+`subset` keep `x` itself when no row is dropped, and `select_classes` that drops rows of a memmap gives a
+`RowView` of it (`core.data.row_view`: the memmap and the kept row numbers, read only when rows are asked
+for). `preprocessing` says how raw images became `x` (`core.data.images`), None for tabular data.
 
     ds = ArrayDataset(x, y, ["cat", "dog"])
     ds = select_classes(ds, ["dog", "cat"])          # reorder / subset, labels remapped
@@ -27,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from core.data.row_view import RowView
 from core.errors import DatasetError
 
 __all__ = [
@@ -91,7 +93,8 @@ class ArrayDataset:
     """Features `x`, labels `y` (int64 in [0, C)), `classes` (C names) and the `preprocessing` of images.
 
     Construction validates and normalises: uint8 images `(N, C, H, W)` stay as they are (an `np.memmap`
-    too, never copied); other numeric `x` becomes contiguous float32 (a float32 memmap stays as it is);
+    or a `RowView` too, never copied); other numeric `x` becomes contiguous float32 (a float32 memmap,
+    or a `RowView` of one, stays as it is);
     `y` becomes int64; shapes, label range, class names and finiteness are checked (DatasetError).
     """
 
@@ -101,7 +104,7 @@ class ArrayDataset:
     preprocessing: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        x = self.x if isinstance(self.x, np.ndarray) else np.asarray(self.x)
+        x = self.x if isinstance(self.x, np.ndarray | RowView) else np.asarray(self.x)
         y = np.asarray(self.y)
         if x.dtype.kind not in "biuf":
             raise DatasetError("file.x", f"features must be numeric, got dtype {x.dtype}")
@@ -114,9 +117,7 @@ class ArrayDataset:
         self.classes = _check_classes(self.classes)
         if len(y) and (y.min() < 0 or y.max() >= len(self.classes)):
             raise DatasetError("file.label", f"labels must lie in [0, {len(self.classes)})")
-        if not is_image_array(x) and not (
-            isinstance(x, np.memmap) and x.dtype == np.float32 and x.flags.c_contiguous
-        ):
+        if not is_image_array(x) and not _float32_file(x):
             x = np.ascontiguousarray(x, dtype=np.float32)
         if not all_finite(x):
             raise DatasetError("file", "features contain NaN or infinite values")
@@ -155,6 +156,12 @@ class ArrayDataset:
             "dtype": self.dtype,
             "preprocessing": self.preprocessing,
         }
+
+
+def _float32_file(x: np.ndarray | RowView) -> bool:
+    """float32 features kept as they are: a C-contiguous memmap, or a view of its rows."""
+    base = x.base if isinstance(x, RowView) else x
+    return isinstance(base, np.memmap) and base.dtype == np.float32 and base.flags.c_contiguous
 
 
 def _check_classes(raw: list) -> list[str]:
@@ -210,10 +217,11 @@ def load_npz(path: str | os.PathLike) -> ArrayDataset:
         raise DatasetError("file", f"cannot read dataset: {e}") from e
 
 
-def _same(ds: ArrayDataset, y: np.ndarray, classes: list[str]) -> ArrayDataset:
-    """`ds` with new labels / classes and the very same `x` (no copy, no new validation pass over x)."""
+def _same(ds: ArrayDataset, y: np.ndarray, classes: list[str], x=None) -> ArrayDataset:
+    """`ds` with new labels / classes and the very same `x`, or the given rows of it (a RowView):
+    no copy, no new validation pass over x."""
     out = ArrayDataset(ds.x[:0], y[:0], classes, preprocessing=ds.preprocessing)
-    out.x, out.y = ds.x, np.ascontiguousarray(y, dtype=np.int64)
+    out.x, out.y = ds.x if x is None else x, np.ascontiguousarray(y, dtype=np.int64)
     return out
 
 
@@ -245,6 +253,8 @@ def select_classes(ds: ArrayDataset, classes: list[str] | None) -> ArrayDataset:
     keep = new_y >= 0
     if keep.all():  # only labels change: x is kept (a memmap is not read)
         return _same(ds, new_y, classes)
+    if isinstance(ds.x, np.memmap | RowView):  # the kept rows stay in the file (nothing is read)
+        return _same(ds, new_y[keep], classes, x=RowView(ds.x, np.flatnonzero(keep)))
     return ArrayDataset(ds.x[keep], new_y[keep], classes, preprocessing=ds.preprocessing)
 
 

@@ -10,7 +10,8 @@ An in-memory array is indexed. A file-backed `np.memmap` (mode "r" or "r+", C-co
 consecutive rows: no page of the file is mapped into the reading process, so its resident memory stays
 what the batch needs however large the file (reading through the mapping would leave every page touched
 in the process's RSS). A reader pickles as (path, offset, dtype, shape), never the data, so a DataLoader
-worker opens the file itself.
+worker opens the file itself. A `core.data.row_view.RowView` (what `select_classes` gives for a memmap)
+is read as its base array, row numbers mapped through the view's.
 """
 
 from __future__ import annotations
@@ -22,13 +23,17 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from core.data.row_view import RowView
+
 __all__ = ["RowReader"]
 
 
 class RowReader:
     """Rows of an (N, *shape) array; see the module docstring."""
 
-    def __init__(self, x: np.ndarray) -> None:
+    def __init__(self, x: np.ndarray | RowView) -> None:
+        self.selected = x.rows if isinstance(x, RowView) else None  # rows of the base, per row of x
+        x = x.base if isinstance(x, RowView) else x
         self.dtype = np.dtype(x.dtype)
         self.shape = tuple(int(d) for d in x.shape[1:])
         self.num_rows = int(x.shape[0])
@@ -49,6 +54,8 @@ class RowReader:
     def read(self, rows: np.ndarray) -> np.ndarray:
         """The rows at `rows` (int64, any order, repeats allowed) as a new C-contiguous array."""
         rows = np.asarray(rows, dtype=np.int64)
+        if self.selected is not None:
+            rows = self.selected[rows]
         if self.array is not None:
             return np.ascontiguousarray(self.array[rows])
         out = np.empty((len(rows), *self.shape), dtype=self.dtype)
