@@ -53,21 +53,32 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DOC, GpuUtilization, command_line, interleaved, load_average, machine, median, ratio, today, write_section  # noqa: E402
+import numpy as np
+import torch
+import torch.nn.functional as F
+from common import (
+    GpuUtilization,
+    add_report_args,
+    command_line,
+    interleaved,
+    load_average,
+    machine,
+    median,
+    ratio,
+    today,
+    write_section,
+)
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from core.checkpoint import CheckpointStore  # noqa: E402
-from core.data import ArrayDataset  # noqa: E402
-from core.data.dataset import stratified_split  # noqa: E402
-from core.models import build_model, standardization_stats  # noqa: E402
-from core.storage import LocalStorage  # noqa: E402
-from core.training import NoopHooks, TrainingSpec, TrainPlan, train  # noqa: E402
+from core.checkpoint import CheckpointStore
+from core.data import ArrayDataset
+from core.data.dataset import stratified_split
+from core.models import build_model, standardization_stats
+from core.storage import LocalStorage
+from core.training import NoopHooks, TrainingSpec, TrainPlan, train
 
 SECTION = "Engine overhead"
 TARGET = 0.90
@@ -110,8 +121,15 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def handwritten(ds: ArrayDataset, train_idx: np.ndarray, val_idx: np.ndarray, spec: TrainingSpec,
-                model_spec: dict, device: torch.device, validate: bool) -> dict:
+def handwritten(
+    ds: ArrayDataset,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    spec: TrainingSpec,
+    model_spec: dict,
+    device: torch.device,
+    validate: bool,
+) -> dict:
     """The minimal loop. Same model (and initial weights), split, batch size and optimizer as the engine.
 
     With `validate`, a minimal per-epoch validation too: logits of the validation split in chunks of
@@ -153,8 +171,9 @@ def handwritten(ds: ArrayDataset, train_idx: np.ndarray, val_idx: np.ndarray, sp
     return {"loss": float(loss.detach()), "history": history}
 
 
-def engine_run(train_fn, ds: ArrayDataset, spec: TrainingSpec, model_spec: dict, device: torch.device,
-               checkpoints: bool) -> dict:
+def engine_run(
+    train_fn, ds: ArrayDataset, spec: TrainingSpec, model_spec: dict, device: torch.device, checkpoints: bool
+) -> dict:
     plan = TrainPlan(ds, None, {"kind": "cross_entropy"}, model_spec, spec, device=str(device))
     if not checkpoints:
         result = train_fn(plan, NoopHooks())
@@ -169,8 +188,13 @@ def engine_run(train_fn, ds: ArrayDataset, spec: TrainingSpec, model_spec: dict,
     n_train = len(ds.y) - len(result.val_indices)
     train_s = sum(n_train / r["samples_per_s"] for r in hist)
     epoch_s = sum(r["seconds"] for r in hist)
-    return {"train_s": train_s, "val_s": epoch_s - train_s, "epoch_s": epoch_s,
-            "val_accuracy": result.final_metrics["accuracy"], "checkpoints": written}
+    return {
+        "train_s": train_s,
+        "val_s": epoch_s - train_s,
+        "epoch_s": epoch_s,
+        "val_accuracy": result.final_metrics["accuracy"],
+        "checkpoints": written,
+    }
 
 
 def load_engine(path: Path):
@@ -205,9 +229,11 @@ def bench_job(job: str, n: int, args, device: torch.device, before=None) -> dict
             extra[name].append({**value, "wall_s": t["wall"]})
         if util is not None:
             gpu.setdefault(name, []).append(util)
-        print(f"  {job} {name:12s} wall {t['wall']:7.2f} s  cpu {t['cpu']:7.2f} s  "
-              f"{samples / t['wall']:10,.0f} samples/s" + (f"  GPU {util:5.1f}%" if util is not None else ""),
-              flush=True)
+        print(
+            f"  {job} {name:12s} wall {t['wall']:7.2f} s  cpu {t['cpu']:7.2f} s  "
+            f"{samples / t['wall']:10,.0f} samples/s" + (f"  GPU {util:5.1f}%" if util is not None else ""),
+            flush=True,
+        )
 
     every = {
         "baseline": lambda: handwritten(ds, train_idx, val_idx, spec, model_spec, device, validate=False),
@@ -218,17 +244,26 @@ def bench_job(job: str, n: int, args, device: torch.device, before=None) -> dict
         "before+ckpt": lambda: engine_run(before, ds, spec, model_spec, device, checkpoints=True),
     }
     cases = {name: _with_utilization(every[name], device) for name in args.cases}
-    print(f"{job}: {n} samples ({len(train_idx)} train), {spec.epochs} epochs, batch {spec.batch_size}, "
-          f"{args.rounds} rounds + {args.warmup} warm-up, device {device}, {torch.get_num_threads()} threads",
-          flush=True)
+    print(
+        f"{job}: {n} samples ({len(train_idx)} train), {spec.epochs} epochs, batch {spec.batch_size}, "
+        f"{args.rounds} rounds + {args.warmup} warm-up, device {device}, {torch.get_num_threads()} threads",
+        flush=True,
+    )
     times = interleaved(cases, rounds=args.rounds, warmup=args.warmup, on_result=keep)
     med = {name: {m: median(ts[m]) for m in ("wall", "cpu")} for name, ts in times.items()}
     return {
-        "job": job, "n": n, "n_train": len(train_idx), "samples": samples, "median_s": med,
+        "job": job,
+        "n": n,
+        "n_train": len(train_idx),
+        "samples": samples,
+        "median_s": med,
         "sps": {k: samples / v["wall"] for k, v in med.items()},
         "ratio": {k: {m: ratio(med["baseline"][m], v[m]) for m in ("wall", "cpu")} for k, v in med.items()},
-        "phases": {k: {p: median(r[p] for r in rows) for p in ("train_s", "val_s", "epoch_s", "wall_s")}
-                   for k, rows in extra.items() if rows},
+        "phases": {
+            k: {p: median(r[p] for r in rows) for p in ("train_s", "val_s", "epoch_s", "wall_s")}
+            for k, rows in extra.items()
+            if rows
+        },
         "val_accuracy": median(r["val_accuracy"] for r in extra["engine"]) if extra["engine"] else math.nan,
         "gpu_util": {k: median(v) for k, v in gpu.items()},
         "rounds": times,
@@ -254,19 +289,26 @@ def _ratio_cell(r: float, case: str, judged: bool = True) -> str:
 
 def table(results: list[dict]) -> str:
     util = any(res["gpu_util"] for res in results)
-    lines = ["| job | case | wall (s) | samples/s | vs baseline, wall | CPU (s) | vs baseline, CPU "
-             "| train phase (s) | validation (s) | rest (s) |" + (" GPU util |" if util else ""),
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if util else "")]
+    lines = [
+        "| job | case | wall (s) | samples/s | vs baseline, wall | CPU (s) | vs baseline, CPU "
+        "| train phase (s) | validation (s) | rest (s) |" + (" GPU util |" if util else ""),
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if util else ""),
+    ]
     for res in results:
         for case in res["median_s"]:
             med, r = res["median_s"][case], res["ratio"][case]
             ph = res["phases"].get(case)
-            cols = (f"{ph['train_s']:.2f} | {ph['val_s']:.2f} | {ph['wall_s'] - ph['epoch_s']:.2f}" if ph
-                    else f"{med['wall']:.2f} | – | –")
-            lines.append(f"| {res['job']} ({res['n_train']:,} train) | {case} | {med['wall']:.2f} | "
-                         f"{res['sps'][case]:,.0f} | {_ratio_cell(r['wall'], case)} | {med['cpu']:.2f} | "
-                         f"{_ratio_cell(r['cpu'], case, judged=not util)} | {cols} |"
-                         + (f" {res['gpu_util'].get(case, math.nan):.0f}% |" if util else ""))
+            cols = (
+                f"{ph['train_s']:.2f} | {ph['val_s']:.2f} | {ph['wall_s'] - ph['epoch_s']:.2f}"
+                if ph
+                else f"{med['wall']:.2f} | – | –"
+            )
+            lines.append(
+                f"| {res['job']} ({res['n_train']:,} train) | {case} | {med['wall']:.2f} | "
+                f"{res['sps'][case]:,.0f} | {_ratio_cell(r['wall'], case)} | {med['cpu']:.2f} | "
+                f"{_ratio_cell(r['cpu'], case, judged=not util)} | {cols} |"
+                + (f" {res['gpu_util'].get(case, math.nan):.0f}% |" if util else "")
+            )
     return "\n".join(lines)
 
 
@@ -294,7 +336,8 @@ def profile(job: str, n: int, args, device: torch.device) -> None:
     print(s.getvalue())
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """The options, checked; `cases` resolved (baseline first, then the others in ALL_CASES order)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     ap.add_argument("--jobs", nargs="+", default=["mlp", "cnn"], choices=["mlp", "cnn"])
@@ -304,57 +347,71 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds (median reported)")
     ap.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch.set_num_threads on CPU (default 1: steadier on a shared machine; 0: torch's default)")
-    ap.add_argument("--cases", nargs="+", choices=ALL_CASES, default=None,
-                    help=f"cases to run (default: {' '.join(DEFAULT_CASES)}, plus before and before+ckpt "
-                         f"with --before); baseline always runs")
-    ap.add_argument("--before", type=Path,
-                    help="another engine.py to time in the same run as 'before' (git show <commit>:core/training/engine.py)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch.set_num_threads on CPU (default 1: steadier on a shared machine; 0: torch's default)",
+    )
+    ap.add_argument(
+        "--cases",
+        nargs="+",
+        choices=ALL_CASES,
+        default=None,
+        help=f"cases to run (default: {' '.join(DEFAULT_CASES)}, plus before and before+ckpt "
+        f"with --before); baseline always runs",
+    )
+    ap.add_argument(
+        "--before",
+        type=Path,
+        help="another engine.py to time in the same run as 'before' (git show <commit>:core/training/engine.py)",
+    )
     ap.add_argument("--profile", choices=["mlp", "cnn"], help="profile one engine run of this job instead")
-    ap.add_argument("--label", default="", help="suffix of the docs section: '## Engine overhead (<label>)'")
-    ap.add_argument("--note", default="", help="a line added to the docs section")
     ap.add_argument("--json", type=Path, help="also write the raw results here")
-    ap.add_argument("--doc", type=Path, default=DOC)
-    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    add_report_args(ap, SECTION)
     args = ap.parse_args(argv)
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
+    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda but no CUDA device is available")
     if args.cases is None:
         args.cases = list(DEFAULT_CASES) + (["before", "before+ckpt"] if args.before else [])
     args.cases = ["baseline"] + [c for c in ALL_CASES if c in args.cases and c != "baseline"]
     if any(c.startswith("before") for c in args.cases) and not args.before:
         ap.error("the before cases need --before PATH")
-    before = load_engine(args.before) if args.before else None
-    if args.threads and device.type == "cpu":
-        torch.set_num_threads(args.threads)
-    sizes = {"mlp": args.mlp_samples,
-             "cnn": args.cnn_samples or (60_000 if device.type == "cuda" else 10_000)}
-    if args.profile:
-        profile(args.profile, sizes[args.profile], args, device)
-        return 0
+    return args
 
-    load_before = load_average()
-    t0 = time.perf_counter()
-    results = [bench_job(job, sizes[job], args, device, before) for job in args.jobs]
-    minutes = (time.perf_counter() - t0) / 60
-    tbl = table(results)
+
+def sample_sizes(args: argparse.Namespace, device: torch.device) -> dict[str, int]:
+    """Samples per job: --mlp-samples, and --cnn-samples or 10,000 on CPU / 60,000 on CUDA."""
+    return {"mlp": args.mlp_samples, "cnn": args.cnn_samples or (60_000 if device.type == "cuda" else 10_000)}
+
+
+def verdict_of(results: list[dict], device: torch.device) -> str:
+    """The verdict: "all met", or the engine cases below TARGET (wall and CPU time; wall only on a GPU)."""
     judged = ("wall",) if device.type == "cuda" else ("wall", "cpu")  # on a GPU, CPU time is not the work
-    missed = [f"{r['job']} {case} ({m} {r['ratio'][case][m]:.3f}x)" for r in results
-              for case in ("engine", "engine+ckpt") if case in r["ratio"]
-              for m in judged if not r["ratio"][case][m] >= TARGET]
-    verdict = "all met" if not missed else "missed: " + ", ".join(missed)
-    print()
-    print(tbl)
-    print(f"\ntarget (engine >= {TARGET:.2f}x baseline samples/s): {verdict}")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1, default=float))
-    if args.no_write:
-        return 0
-    name = SECTION + (f" ({args.label})" if args.label else "")
+    missed = [
+        f"{r['job']} {case} ({m} {r['ratio'][case][m]:.3f}x)"
+        for r in results
+        for case in ("engine", "engine+ckpt")
+        if case in r["ratio"]
+        for m in judged
+        if not r["ratio"][case][m] >= TARGET
+    ]
+    return "all met" if not missed else "missed: " + ", ".join(missed)
+
+
+def describe(
+    args,
+    argv,
+    device: torch.device,
+    results: list[dict],
+    tbl: str,
+    verdict: str,
+    load_before: str,
+    minutes: float,
+) -> str:
+    """The docs section's body: the run line, what was compared, --note, the table, phases and accuracy."""
     cmd = command_line("engine_overhead.py", argv)
-    body = (
+    return (
         f"`{cmd.strip()}` on {today()}; {machine(str(device))}; load average {load_before} before, "
         f"{load_average()} after ({minutes:.1f} min).\n\n"
         f"`core.training.train` vs a minimal hand-written loop with the same model (`build_model`), split, "
@@ -367,14 +424,62 @@ def main(argv: list[str] | None = None) -> int:
         + f"{tbl}\n\n"
         f"Phases are the engine's own: the train phase of every epoch, validation + metrics, and the rest "
         f"(setup, hooks, checkpoints, final evaluation). Median final val accuracy (engine, mlp / cnn "
-        f"learnability check): " + ", ".join(f"{r['job']} {r['val_accuracy']:.3f}" for r in results) + ".\n"
-        + ("GPU util = the mean of NVML's utilisation (% of time a kernel was running) sampled every 0.1 s "
-           "during each call, median over rounds. On a GPU the target is judged on wall time only: process "
-           "CPU time there counts the CUDA driver's threads and the final float32 evaluation on all CPU "
-           "cores, not the training work.\n" if any(r["gpu_util"] for r in results) else "")
+        f"learnability check): "
+        + ", ".join(f"{r['job']} {r['val_accuracy']:.3f}" for r in results)
+        + ".\n"
+        + (
+            "GPU util = the mean of NVML's utilisation (% of time a kernel was running) sampled every 0.1 s "
+            "during each call, median over rounds. On a GPU the target is judged on wall time only: process "
+            "CPU time there counts the CUDA driver's threads and the final float32 evaluation on all CPU "
+            "cores, not the training work.\n"
+            if any(r["gpu_util"] for r in results)
+            else ""
+        )
     )
-    write_section(name, body, args.doc)
+
+
+def prepare(args: argparse.Namespace, device: torch.device) -> tuple[dict[str, int], Any]:
+    """The inputs of the run: samples per job and the --before engine's `train` (None without it); sets
+    the torch threads on CPU."""
+    before = load_engine(args.before) if args.before else None
+    if args.threads and device.type == "cpu":
+        torch.set_num_threads(args.threads)
+    return sample_sizes(args, device), before
+
+
+def publish(
+    args,
+    argv,
+    device: torch.device,
+    results: list[dict],
+    tbl: str,
+    verdict: str,
+    load_before: str,
+    minutes: float,
+) -> None:
+    """Write the `## Engine overhead[ (<label>)]` section of --doc."""
+    name = SECTION + (f" ({args.label})" if args.label else "")
+    write_section(name, describe(args, argv, device, results, tbl, verdict, load_before, minutes), args.doc)
     print(f"wrote the '{name}' section of {args.doc}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    device = torch.device(args.device)
+    sizes, before = prepare(args, device)
+    if args.profile:
+        profile(args.profile, sizes[args.profile], args, device)
+        return 0
+
+    load_before, t0 = load_average(), time.perf_counter()
+    results = [bench_job(job, sizes[job], args, device, before) for job in args.jobs]
+    minutes = (time.perf_counter() - t0) / 60
+    tbl, verdict = table(results), verdict_of(results, device)
+    print(f"\n{tbl}\n\ntarget (engine >= {TARGET:.2f}x baseline samples/s): {verdict}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=float))
+    if not args.no_write:
+        publish(args, argv, device, results, tbl, verdict, load_before, minutes)
     return 0
 
 
