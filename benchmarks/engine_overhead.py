@@ -447,19 +447,10 @@ def prepare(args: argparse.Namespace, device: torch.device) -> tuple[dict[str, i
     return sample_sizes(args, device), before
 
 
-def publish(
-    args,
-    argv,
-    device: torch.device,
-    results: list[dict],
-    tbl: str,
-    verdict: str,
-    load_before: str,
-    minutes: float,
-) -> None:
-    """Write the `## Engine overhead[ (<label>)]` section of --doc."""
+def publish(args, body: str) -> None:
+    """Write `body` as the `## Engine overhead[ (<label>)]` section of --doc."""
     name = SECTION + (f" ({args.label})" if args.label else "")
-    write_section(name, describe(args, argv, device, results, tbl, verdict, load_before, minutes), args.doc)
+    write_section(name, body, args.doc)
     print(f"wrote the '{name}' section of {args.doc}")
 
 
@@ -479,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=float))
     if not args.no_write:
-        publish(args, argv, device, results, tbl, verdict, load_before, minutes)
+        publish(args, describe(args, argv, device, results, tbl, verdict, load_before, minutes))
     return 0
 
 
