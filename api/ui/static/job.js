@@ -2,8 +2,11 @@
    checkpoints from the API, then follows the job's Server-Sent Events (events/stream?after=<last id>):
    an `epoch` event extends the curves, a `state` event reads the job again (status, buttons, final
    metrics, confusion matrix, artifacts, checkpoints). The stream is reopened while the job is not
-   finished; a slow poll backs it up. A 404 shows "Job not found". Sets body[data-ready=1] once the first
-   read is drawn. Needs console.js and charts.js (Chart.js, drawHeatmap). */
+   finished; a slow poll backs it up. A 404 shows "Job not found". Delete shows once the job has ended: after
+   a window.confirm it sends DELETE /v1/jobs/{id}, and on success leaves a notice (sessionStorage
+   simtrain.notice, shown by jobs.js) and goes to /ui/jobs; an error (409: still needed) shows in
+   #job-message. Sets body[data-ready=1] once the first read is drawn. Needs console.js and charts.js
+   (Chart.js, drawHeatmap). */
 "use strict";
 (function () {
   if (!simtrain.requireSignIn()) return;
@@ -43,6 +46,7 @@
     $("cancel").disabled = TERMINAL.has(s) || job.cancel_requested;
     $("pause").disabled = !(s === "queued" || s === "running") || job.cancel_requested;
     $("resume").disabled = s !== "paused";
+    $("delete").hidden = !TERMINAL.has(s);
     document.body.dataset.status = s;
   }
 
@@ -237,6 +241,21 @@
   action("cancel", "Asked to cancel");
   action("pause", "Asked to pause");
   action("resume", "Resumed");
+
+  $("delete").addEventListener("click", async () => {
+    const b = $("delete");
+    if (!window.confirm("Delete job " + ID + " with its metrics, events, checkpoints and artifacts? This cannot be undone.")) return;
+    b.disabled = true;
+    try {
+      await api(P, { method: "DELETE" });
+      sessionStorage.setItem("simtrain.notice", "Deleted job " + ID + ".");
+      location.assign("/ui/jobs");
+    } catch (e) {
+      say("Could not delete the job: " + e.message, true);
+      b.disabled = false;
+      b.focus();
+    }
+  });
 
   // -- start ------------------------------------------------------------------------------------------
   async function allEvents() {

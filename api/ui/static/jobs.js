@@ -3,7 +3,9 @@
    variant); both live in the URL (?status=&q=). "More jobs" loads the next keyset page (next_cursor) of
    ?limit= jobs (25 by default, at most 100).
    Live: the first page is read again every 2 s while a listed job is not finished (10 s otherwise), and
-   unfinished jobs beyond it one by one. Sets body[data-ready=1] after the first load. Needs console.js. */
+   unfinished jobs beyond it one by one. A notice another page left (sessionStorage simtrain.notice: the job
+   page's "Deleted job ...") is shown once above the table. Sets body[data-ready=1] after the first load.
+   Needs console.js. */
 "use strict";
 (function () {
   if (!simtrain.requireSignIn()) return;
@@ -24,6 +26,11 @@
   search.value = params.get("q") || "";
 
   function say(text, bad) { line.textContent = text; line.className = bad ? "error" : "muted"; }
+  const notice = sessionStorage.getItem("simtrain.notice"); // left by the page before (a job deleted)
+  if (notice) {
+    sessionStorage.removeItem("simtrain.notice");
+    line.before(el("p", { id: "jobs-notice", role: "status", text: notice }));
+  }
   function jobName(j) {
     const m = (j.spec && j.spec.metadata) || {};
     return m.name || m.variant || "";
