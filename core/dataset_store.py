@@ -6,8 +6,8 @@ a scratch directory (memory holds one row batch), and moves `x.npy`, `y.npy` and
 storage under `datasets/{tenant_id}/{dataset_id}/` (a rename when storage is the local disk). The same
 file with the same options (`UploadOptions`: label column, image size, resize) uploaded again by the
 same tenant returns the existing dataset. The tenant's stored bytes are bounded (429 past the quota,
-checked before the arrays are written). Nothing is stored when anything fails, and the scratch files
-are always removed. `store_upload` does the same from a file object.
+checked before the arrays are written; `core.storage_quota` counts datasets, weights and jobs' files).
+Nothing is stored when anything fails, and the scratch files are always removed. `store_upload` does the same from a file object.
 
 `open_dataset` is what the worker (and the API) uses to get an `ArrayDataset` back from a job's
 `dataset_ref`: `builtin:<name>` loads a built-in dataset, anything else is an uploaded dataset's id. Its
@@ -33,7 +33,7 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -55,10 +55,10 @@ from core.data.receive import CHUNK, UploadedFile, receive_stream
 from core.data.stored import STORED_FILES
 from core.db.models import Dataset, DatasetStatus
 from core.db.types import new_id, now
-from core.errors import DatasetError, NotFound, RateLimited
+from core.errors import DatasetError, NotFound
 from core.settings import Settings, get_settings
 from core.storage import Storage
-from core.weights_store import weights_stored_bytes
+from core.storage_quota import StorageQuotaExceeded, check_room, quota_exceeded, stored_bytes_used
 
 __all__ = [
     "BUILTIN_PREFIX",
@@ -80,12 +80,6 @@ __all__ = [
 BUILTIN_PREFIX = "builtin:"
 MAX_CLASSES_DEFAULT = 1000
 MiB = 1024 * 1024
-
-
-class StorageQuotaExceeded(RateLimited):
-    """The tenant's stored datasets would pass its quota: 429 with Retry-After (delete some, or wait)."""
-
-    code = "storage_quota_exceeded"
 
 
 @dataclass(frozen=True)
@@ -250,34 +244,20 @@ def _find(session: Session, tenant_id: str, sha256: str, options_hash: str) -> D
     ).scalar_one_or_none()
 
 
-def _used_bytes(session: Session, tenant_id: str) -> int:
-    """Stored bytes counted in the tenant's quota: datasets and uploaded weights."""
-    used = session.execute(
-        select(func.coalesce(func.sum(Dataset.stored_bytes), 0)).where(Dataset.tenant_id == tenant_id)
-    ).scalar_one()
-    return int(used) + weights_stored_bytes(session, tenant_id)
-
-
 def _quota_left(session: Session, settings: Settings, tenant_id: str) -> int:
-    return settings.max_stored_bytes_per_tenant - _used_bytes(session, tenant_id)
+    """What the tenant may still store (`core.storage_quota.stored_bytes_used`); negative when over."""
+    return settings.max_stored_bytes_per_tenant - stored_bytes_used(session, tenant_id)
 
 
 def _quota_exceeded(
     session: Session, settings: Settings, tenant_id: str, stored_bytes: int
 ) -> StorageQuotaExceeded:
-    used, quota = _used_bytes(session, tenant_id), settings.max_stored_bytes_per_tenant
-    return StorageQuotaExceeded(
-        f"storing this dataset ({stored_bytes} bytes) would pass the tenant's quota of "
-        f"{quota} bytes ({used} used); delete datasets first",
-        details={"used": used, "quota": quota, "needed": stored_bytes},
-        retry_after=60,
-    )
+    return quota_exceeded(session, settings, tenant_id, stored_bytes, what="this dataset")
 
 
 def _check_quota(session: Session, settings: Settings, tenant_id: str, stored_bytes: int) -> None:
     """StorageQuotaExceeded when `stored_bytes` more would pass the tenant's quota."""
-    if _used_bytes(session, tenant_id) + stored_bytes > settings.max_stored_bytes_per_tenant:
-        raise _quota_exceeded(session, settings, tenant_id, stored_bytes)
+    check_room(session, settings, tenant_id, stored_bytes, what="this dataset")
 
 
 def _dataset_row(

@@ -14,9 +14,8 @@ An upload is never unpickled: a pickle (`torch.save`'s legacy format) or a zip (
 received file (on local disk, with its SHA-256 and size, bounded by `SIMTRAIN_MAX_WEIGHTS_BYTES`) then
 has its header parsed by the `safetensors` library (bounded, the data fully covered, allowed dtypes
 only) and is stored at `weights/{tenant_id}/{weights_id}.safetensors`. Its bytes count in the tenant's
-stored-bytes quota with the datasets': `weights_stored_bytes` is what dataset uploads add to their sum
-(this module does not import `core.dataset_store`, so that one may import this). Every refusal names
-the form field (`file`, `classes`).
+stored-bytes quota with the datasets' and the jobs' files (`core.storage_quota`, the one sum every quota
+check counts). Every refusal names the form field (`file`, `classes`).
 
 `resolve_init` loads the tensors a warm start begins from: `{"from_job": ID}` (a succeeded job of the
 same tenant: its `model.safetensors`, classes from its `model.json`), `{"from_job": ID, "checkpoint":
@@ -43,12 +42,13 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from core.db.jobs import ACTIVE
-from core.db.models import Dataset, Job, JobArtifact, Weights
+from core.db.models import Job, JobArtifact, Weights
 from core.db.types import new_id, now
-from core.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, RateLimited, SpecError
+from core.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, SpecError
 from core.settings import Settings
 from core.status import JobStatus
 from core.storage import Storage
+from core.storage_quota import StorageQuotaExceeded, check_room
 
 if TYPE_CHECKING:  # torch: imported when weights are resolved, not by importing this module
     from core.data.receive import UploadedFile
@@ -90,11 +90,9 @@ class WeightsFileError(InvalidInput):
     code = "invalid_weights"
 
 
-class WeightsQuotaExceeded(RateLimited):
-    """The tenant's stored datasets and weights would pass its quota: 429 with Retry-After (the same
-    code as `core.dataset_store.StorageQuotaExceeded`)."""
-
-    code = "storage_quota_exceeded"
+class WeightsQuotaExceeded(StorageQuotaExceeded):
+    """The tenant's stored objects would pass its quota with these weights: 429 with Retry-After (a
+    `core.storage_quota.StorageQuotaExceeded`, the same code and body)."""
 
 
 @dataclass(frozen=True)
@@ -231,19 +229,8 @@ def weights_stored_bytes(session: Session, tenant_id: str) -> int:
 
 
 def _check_quota(session: Session, settings: Settings, tenant_id: str, new_bytes: int) -> None:
-    """WeightsQuotaExceeded when `new_bytes` more (datasets + weights) would pass the tenant's quota."""
-    datasets = session.execute(
-        select(func.coalesce(func.sum(Dataset.stored_bytes), 0)).where(Dataset.tenant_id == tenant_id)
-    ).scalar_one()
-    used = int(datasets) + weights_stored_bytes(session, tenant_id)
-    quota = settings.max_stored_bytes_per_tenant
-    if used + new_bytes > quota:
-        raise WeightsQuotaExceeded(
-            f"storing these weights ({new_bytes} bytes) would pass the tenant's quota of {quota} bytes "
-            f"({used} used); delete datasets or weights first",
-            details={"used": used, "quota": quota},
-            retry_after=60,
-        )
+    """WeightsQuotaExceeded when `new_bytes` more would pass the tenant's quota (`core.storage_quota`)."""
+    check_room(session, settings, tenant_id, new_bytes, what="these weights", error=WeightsQuotaExceeded)
 
 
 def get_weights_row(session: Session, tenant_id: str, weights_id: str) -> Weights:

@@ -4,10 +4,11 @@
     result = train(plan, hooks, checkpoints)
     hooks.lease_lost, hooks.cancelled, hooks.paused, hooks.shutting_down   # why the run stopped, in order
 
-The hooks write the start event, every epoch and warnings to the database while the lease is ours (best
-effort: a database hiccup must not kill a healthy run), notice a cancel or a pause at each epoch boundary
-and stop the run when the lease is lost, the job is cancelled or paused, or the worker shuts down
-(`request_shutdown`, called from the SIGTERM handling in `worker.app`). A tuning trial's epochs also feed its study's pruner
+The hooks write the start event, every epoch, the kept checkpoints' size after each save
+(`Job.checkpoint_bytes`, counted in the tenant's stored-bytes quota) and warnings to the database while
+the lease is ours (best effort: a database hiccup must not kill a healthy run), notice a cancel or a
+pause at each epoch boundary and stop the run when the lease is lost, the job is cancelled or paused, or
+the worker shuts down (`request_shutdown`, called from the SIGTERM handling in `worker.app`). A tuning trial's epochs also feed its study's pruner
 (`core.tuning.pruning`); a pruned run stops like a cancelled one and ends with `stop_error` ("pruned").
 With an MLflow tracking server the start and every epoch also go to the job's run (`core.tracking`).
 """
@@ -18,7 +19,7 @@ import contextlib
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,6 +30,9 @@ from core.jsonsafe import json_safe
 from core.tracking.job_tracking import JobTracking
 from core.tuning.pruning import TrialPruning
 from worker.heartbeat import Heartbeat
+
+if TYPE_CHECKING:
+    from core.checkpoint import CheckpointStore
 
 __all__ = ["JobHooks", "request_shutdown", "shutdown_requested"]
 
@@ -57,6 +61,8 @@ class JobHooks:
         self.tracking = JobTracking(session, job_id, warn=self.on_warning)  # MLflow run (core.tracking)
         self.stop_error: dict[str, str] = {}  # the error a cancelled end records ("pruned")
         self.paused = False  # a pause was requested (seen at an epoch boundary): checkpoint, then `paused`
+        self.checkpoints: CheckpointStore | None = None  # the job's store (set by the runner before training)
+        self._checkpoint_sizes: dict[int, int] = {}  # kept epoch -> its payload's size, read once each
 
     # why the run stopped, in priority order
     @property
@@ -127,6 +133,28 @@ class JobHooks:
     def on_checkpoint(self, epoch: int) -> None:
         self.last_checkpoint = epoch
         log.info("job %s: checkpoint of epoch %d written", self.job_id, epoch)
+        if self.checkpoints is None:
+            return
+        self._checkpoint_sizes.pop(epoch, None)  # just written: its size is new
+
+        def write() -> bool:
+            nbytes = self._kept_checkpoint_bytes()
+            return jobdb.record_checkpoint_bytes(self.s, self.job_id, self.owner, nbytes)
+
+        if self._db("checkpoint bytes", write) is False:
+            log.warning("job %s: checkpoint bytes not recorded: the lease is no longer ours", self.job_id)
+
+    def _kept_checkpoint_bytes(self) -> int:
+        """The kept checkpoints' sizes (after the save and its collection): one listing, plus the metadata
+        of each epoch not seen before (the one just saved, or those a resumed run found)."""
+        store = self.checkpoints
+        kept = store.epochs()
+        for e in kept:
+            if e not in self._checkpoint_sizes:
+                size = (store.meta(e) or {}).get("size_bytes")
+                self._checkpoint_sizes[e] = int(size) if size is not None else _stored_size(store, e)
+        self._checkpoint_sizes = {e: self._checkpoint_sizes[e] for e in kept}
+        return sum(self._checkpoint_sizes.values())
 
     def should_stop(self) -> bool:
         return self.lease_lost or self.cancelled or self.paused or self.shutting_down
@@ -139,3 +167,11 @@ class JobHooks:
             self.s.commit()
 
         self._db("warning event", write)
+
+
+def _stored_size(store: CheckpointStore, epoch: int) -> int:
+    """A checkpoint payload's size from storage (one written without metadata); 0 once it is gone."""
+    try:
+        return int(store.storage.size(store.key(epoch)))
+    except FileNotFoundError:
+        return 0

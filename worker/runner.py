@@ -132,7 +132,7 @@ def _train(end: JobEnd):
 
         for message in similarity_warnings(plan.similarity_spec, list(plan.dataset.classes)):
             end.hooks.on_warning(message)
-    end.checkpoints = CheckpointStore(storage, f"jobs/{job_id}/checkpoints")
+    end.checkpoints = end.hooks.checkpoints = CheckpointStore(storage, f"jobs/{job_id}/checkpoints")
     return train(plan, end.hooks, end.checkpoints), storage
 
 

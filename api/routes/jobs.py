@@ -50,6 +50,7 @@ from core.job_delete import delete_job as delete_ended_job
 from core.jobspec import JobCreate, validate_job
 from core.routing import job_device, job_priority
 from core.status import JOB_TERMINAL, JobStatus
+from core.storage_quota import check_not_full
 from core.weights_store import check_init_source
 
 log = logging.getLogger("simtrain.api")
@@ -224,7 +225,7 @@ def _check_room(session: Session, tenant: str, limit: int) -> None:
         404: {"description": "the dataset does not exist (for this tenant)"},
         409: {"description": "the Idempotency-Key was used with another body"},
         422: {"description": "the spec cannot be used; `details[].field` names the field"},
-        429: {"description": "too many queued or running jobs; see Retry-After"},
+        429: {"description": "too many queued or running jobs, or the storage quota is full; Retry-After"},
     },
 )
 def create_job(
@@ -251,6 +252,7 @@ def create_job(
         else validate_pending_job(body, max_epochs=settings.max_epochs)  # the dataset is still importing
     )
     check_init_source(session, tenant, body.model.init, storage)  # the tenant's job (checkpoint) / weights
+    check_not_full(session, settings, tenant)  # 429 storage_quota_exceeded: a job stores more
     _check_room(session, tenant, settings.max_active_jobs_per_tenant)
     try:
         job = jobstate.create_job(

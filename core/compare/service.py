@@ -55,6 +55,7 @@ from core.errors import Conflict, NotFound, RateLimited, SpecError
 from core.jobspec import JobCreate, validate_job
 from core.settings import Settings
 from core.status import COMPARISON_TERMINAL, JOB_TERMINAL, ComparisonStatus, JobStatus
+from core.storage_quota import check_not_full
 from core.weights_store import check_init_source
 
 __all__ = [
@@ -370,6 +371,7 @@ def create(
     check_init_sources(session, tenant_id, arms(body), storage)
     per_seed = len(kids) // len(seeds)
     field = "sweep" if body.sweep else "seeds"
+    check_not_full(session, settings, tenant_id)  # 429 storage_quota_exceeded: its jobs store more
     _check_room(session, tenant_id, len(kids), per_seed, settings.max_active_jobs_per_tenant, field)
     trained = [kid.arm for kid in kids[:per_seed]]  # ordered by seed, then arm
     comp = Comparison(

@@ -47,6 +47,7 @@ __all__ = [
     "heartbeat",
     "mark_dispatched",
     "record_artifact",
+    "record_checkpoint_bytes",
     "record_epoch",
     "release",
     "request_cancel",
@@ -232,6 +233,22 @@ def record_epoch(s: Session, job_id: str, owner: str, epoch: int, record: dict[s
     s.execute(delete(JobEpoch).where(JobEpoch.job_id == job_id, JobEpoch.epoch == epoch))
     s.add(JobEpoch(job_id=job_id, epoch=epoch, record=record, created_at=t))
     add_event(s, job_id, "epoch", f"epoch {epoch}", record)
+    s.commit()
+    return True
+
+
+def record_checkpoint_bytes(s: Session, job_id: str, owner: str, nbytes: int) -> bool:
+    """Store what the job's kept checkpoints occupy (`Job.checkpoint_bytes`, counted in the tenant's
+    stored-bytes quota) while the lease is ours; False (nothing written) for a stale owner."""
+    res = s.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.running.value, Job.lease_owner == owner)
+        .values(checkpoint_bytes=max(0, int(nbytes)))
+        .execution_options(synchronize_session=False)
+    )
+    if res.rowcount != 1:
+        s.rollback()
+        return False
     s.commit()
     return True
 

@@ -154,6 +154,9 @@ class Job(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     epoch: Mapped[int] = mapped_column(Integer, default=0)
     epochs: Mapped[int] = mapped_column(Integer)
+    checkpoint_bytes: Mapped[int] = mapped_column(  # the kept checkpoints' sizes (core.storage_quota)
+        BigInteger, default=0, server_default="0"
+    )
     latest_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     final_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)

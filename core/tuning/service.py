@@ -36,6 +36,7 @@ from core.db.types import now as utcnow
 from core.errors import Conflict, NotFound, RateLimited, SpecError
 from core.settings import Settings
 from core.status import JOB_TERMINAL
+from core.storage_quota import check_not_full
 from core.tuning.paths import get_path, with_values
 from core.tuning.spec import TuningCreate
 from core.tuning.status import TUNING_ACTIVE, TuningStatus
@@ -216,6 +217,7 @@ def create(
     info = dataset_info(session, tenant_id, body.dataset)
     base, spec = check_request(body, info.classes, max_epochs=settings.max_epochs)
     _check_init(session, tenant_id, body, base, storage)
+    check_not_full(session, settings, tenant_id)  # 429 storage_quota_exceeded: its trials store more
     _check_room(session, tenant_id, body.parallel, settings.max_active_jobs_per_tenant)
     row = TuningStudy(
         tenant_id=tenant_id,
