@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from api.deadline import RequestDeadline
 from api.errors import document_error_responses, install_error_handlers
 from api.limits import BodyLimitMiddleware
+from api.preload import start_preload
 from api.routes import (
     API_PREFIX,
     artifacts,
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         freeze_startup_objects()
+        app.state.preload = start_preload(settings) if settings.api_preload else None
         yield
         engine.dispose()
         for item in app.state.broker_check_cache.values():

@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     max_epochs: int = Field(default=1000, ge=1, le=100_000)
     max_predict_rows: int = Field(default=1024, ge=1)
     request_timeout_s: float = Field(default=30.0, ge=0, le=3600)  # no answer by then: 503 (0: off)
+    api_preload: bool = False  # import torch & co. after start-up, not on the first job (api.preload)
 
     # datasets of real size (uploads, their processing, the local cache) and image predictions
     upload_timeout_s: float = Field(default=3600.0, ge=0, le=86_400)  # converting an upload (0: off)

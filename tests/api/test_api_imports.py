@@ -76,3 +76,38 @@ else:
 """
     done = _run(code)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_with_api_preload_torch_is_imported_after_start_up_and_a_first_submission_imports_nothing_heavy(
+    tmp_path,
+):
+    code = f"""
+import sys
+from fastapi.testclient import TestClient
+from api.main import create_app
+from core.auth import create_api_key
+from core.db import make_sessionmaker
+from core.settings import Settings
+from migrations import upgrade_head
+settings = Settings(home={str(tmp_path)!r}, api_preload=True)
+settings.ensure_home()
+upgrade_head(settings.database_url)
+app = create_app(settings)
+assert "torch" not in sys.modules, "torch was imported before start-up"
+with make_sessionmaker(app.state.engine)() as s:
+    key = create_api_key(s, "t")
+with TestClient(app) as client:
+    app.state.preload.join(120)
+    assert not app.state.preload.is_alive(), "the preload did not end"
+    loaded = set(sys.modules)
+    assert {{"torch", "timm", "celery", "core.losses.build"}} <= loaded, "not preloaded"
+    body = {{"dataset": "builtin:digits", "model": {{"kind": "timm", "architecture": "resnet18"}},
+            "loss": {{"kind": "simloss"}}, "similarity": {{"kind": "ordinal"}}, "training": {{"epochs": 1}}}}
+    r = client.post("/v1/jobs", json=body, headers={{"Authorization": f"Bearer {{key}}"}})
+    assert r.status_code == 201, r.text
+    heavy = sorted(m for m in set(sys.modules) - loaded
+                   if m.split(".")[0] in ("torch", "timm", "celery", "kombu") or m.startswith("core.losses"))
+    assert not heavy, f"the first submission still imported {{heavy[:10]}}"
+"""
+    done = _run(code)
+    assert done.returncode == 0, done.stdout + done.stderr
