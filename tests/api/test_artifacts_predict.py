@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
+import httpx
 import numpy as np
+import pytest
 import torch
 
 TRAINED_CLASSES = ["0", "1", "2"]  # what the `trained_artifacts` fixture trains on
@@ -103,3 +105,38 @@ def test_predict_row_bound(make_service, trained_artifacts, finish_with_artifact
         f"/v1/jobs/{job['id']}/predict", json={"inputs": [[0.5] * 64] * 2}, headers=svc.auth_a
     )
     assert r.status_code == 200 and len(r.json()["predictions"]) == 2
+
+
+class _Flipping(httpx.BaseTransport):
+    """The service's answers with the last byte of every artifact body flipped (the headers as sent)."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        body = response.read()
+        if "/artifacts/" in request.url.path and body:
+            body = body[:-1] + bytes([body[-1] ^ 1])
+        return httpx.Response(response.status_code, headers=response.headers, content=body)
+
+
+def test_the_client_checks_an_artifact_download_against_its_etag(
+    embedded, trained_artifacts, finish_with_artifacts, tmp_path
+):
+    from core.client import SimtrainClient, TransportError
+
+    job = embedded.create_job(JOB)
+    finish_with_artifacts(embedded, job["id"], trained_artifacts)
+    expected = (trained_artifacts["dir"] / "model.onnx").read_bytes()
+    with SimtrainClient(api_key=embedded.key_a, http=embedded.client) as client:
+        path = client.download_artifact(job["id"], "model.onnx", tmp_path / "ok" / "model.onnx")
+    assert path.read_bytes() == expected
+
+    out = tmp_path / "bad"
+    http = httpx.Client(base_url="http://testserver", transport=_Flipping(embedded.client._transport))
+    client = SimtrainClient(api_key=embedded.key_a, http=http)
+    with http, client, pytest.raises(TransportError) as err:
+        client.download_artifact(job["id"], "model.onnx", out / "model.onnx")
+    assert err.value.code == "etag_mismatch" and "model.onnx" in err.value.message
+    assert not (out / "model.onnx").exists() and not list(out.iterdir())  # nothing written, no partial file
