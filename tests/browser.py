@@ -27,12 +27,24 @@ from typing import Any
 
 import pytest
 
-__all__ = ["ARTIFACTS", "CHROMIUM", "CHROMIUM_ARGS", "WIDTHS", "Tab", "browser", "new_tab"]
+__all__ = [
+    "ARTIFACTS",
+    "CHROMIUM",
+    "CHROMIUM_ARGS",
+    "READY",
+    "WIDTHS",
+    "Tab",
+    "browser",
+    "new_tab",
+    "shots",
+    "sign_in",
+]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 WIDTHS = (1280, 390)  # the widths every console page is checked at
+READY = "document.body.dataset.ready === '1'"  # what every console page sets once it has loaded
 
 
 @dataclass
@@ -119,3 +131,25 @@ def new_tab(browser) -> Iterator[Callable[..., Tab]]:
     yield make
     for context in contexts:
         context.close()
+
+
+def sign_in(tab: Tab, base: str, key: str, next_path: str = "/ui/jobs") -> None:
+    """Sign in to the console at `base` with `key` (typed, then Enter) and land on `next_path`."""
+    tab.page.goto(f"{base}/ui/signin?next={next_path}")
+    tab.wait(READY)
+    tab.page.fill("#api-key", key)
+    tab.page.press("#api-key", "Enter")
+    tab.page.wait_for_url(f"{base}{next_path}")
+    tab.wait(READY)
+
+
+def shots(tab: Tab, name: str) -> None:
+    """A screenshot at each console width (`console-<name>-<width>.png`), each without sideways overflow
+    of the document; back at 1280 px afterwards."""
+    page = tab.page
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        page.wait_for_timeout(150)  # the responsive charts follow the new width
+        assert tab.fits_width(), f"{name}: wider than {width} px"
+        assert tab.screenshot(f"console-{name}-{width}.png").stat().st_size > 5_000
+    page.set_viewport_size({"width": 1280, "height": 900})

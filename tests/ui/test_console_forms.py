@@ -22,24 +22,14 @@ import time
 from typing import Any
 
 import numpy as np
-from browser import WIDTHS
+from browser import WIDTHS, sign_in
 
-READY = "document.body.dataset.ready === '1'"
 TERMINAL = ("succeeded", "partial", "failed", "cancelled")
 HEATMAP_INK = "simtrainHeatmap.inkedPixels(document.getElementById('heatmap'))"
 UNLABELLED = (
     "[...document.querySelectorAll('#job-form input, #job-form select, #job-form textarea')]"
     ".filter(e => !e.labels || e.labels.length === 0).map(e => e.id || e.outerHTML)"
 )
-
-
-def sign_in(tab, base: str, key: str, next_path: str) -> None:
-    tab.page.goto(f"{base}/ui/signin?next={next_path}")
-    tab.wait(READY)
-    tab.page.fill("#api-key", key)
-    tab.page.press("#api-key", "Enter")
-    tab.page.wait_for_url(f"{base}{next_path}")
-    tab.wait(READY)
 
 
 def shots(tab, name: str) -> None:

@@ -10,33 +10,12 @@ buttons, and is kept. The template carries the button hidden.
 
 from __future__ import annotations
 
-from browser import WIDTHS
+from browser import READY, shots, sign_in
 from worker_testlib import SLOW_MODEL, SMALL_MODEL, job_body
 
 from api.ui import render_console_page
 
-READY = "document.body.dataset.ready === '1'"
 DELETE_SHOWN = "!document.getElementById('delete').hidden"
-
-
-def sign_in(tab, base: str, key: str, next_path: str = "/ui/jobs") -> None:
-    tab.page.goto(f"{base}/ui/signin?next={next_path}")
-    tab.wait(READY)
-    tab.page.fill("#api-key", key)
-    tab.page.press("#api-key", "Enter")
-    tab.page.wait_for_url(f"{base}{next_path}")
-    tab.wait(READY)
-
-
-def shots(tab, name: str) -> None:
-    """A screenshot at each console width, each without sideways overflow of the document."""
-    page = tab.page
-    for width in WIDTHS:
-        page.set_viewport_size({"width": width, "height": 900})
-        page.wait_for_timeout(150)
-        assert tab.fits_width(), f"{name}: wider than {width} px"
-        tab.screenshot(f"console-{name}-{width}.png")
-    page.set_viewport_size({"width": 1280, "height": 900})
 
 
 def api_status(console, job_id: str, key: str | None = None) -> int:
