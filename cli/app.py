@@ -6,8 +6,8 @@
     simtrain checkpoints list | download                                   (cli.checkpoints)
     simtrain datasets upload | add | show | list                           (cli.datasets)
     simtrain predict                                                       (cli.predict)
-    simtrain compare                                                       (cli.compare)
-    simtrain tune                                                          (cli.tune)
+    simtrain compare | comparisons delete                                  (cli.compare)
+    simtrain tune | tuning delete                                          (cli.tune)
     simtrain similarity preview                                            (cli.similarity)
 
 Client commands take `--url` (env SIMTRAIN_URL, default `core.client.DEFAULT_URL`) and `--api-key` (env

@@ -10,9 +10,11 @@ has ended, then print the summary against the cross-entropy baseline.
     simtrain compare ... --json                     # only the final comparison, as JSON, on stdout
     simtrain compare ... --priority high --device gpu   # every child job's place in the queue and worker
     simtrain compare ... --tracking-experiment ordinal --tracking-run-name r-sweep   # MLflow names
+    simtrain comparisons delete COMPARISON_ID [--yes] [--json]   # an ended one, with its child jobs
 
 Exit status: 0 when every run succeeded, 1 otherwise (a failed run, a cancelled comparison, still running
-after --timeout, an error answer of the API).
+after --timeout, an error answer of the API). `comparisons delete` asks before it deletes an ended
+comparison with its child jobs and their files (the question on stderr), unless `--yes`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import typer
 from rich.text import Text
 
 from cli.connect import DEFAULT_URL, ApiKeyOption, JsonOption, UrlOption, connect
+from cli.deletion import YesOption, delete_after_confirm
 from cli.jobfields import (
     ClassesOption,
     DeviceOption,
@@ -45,7 +48,7 @@ from cli.tables import summary_caption, summary_table, sweep_caption, sweep_tabl
 from core.client import SimtrainClient
 from core.status import COMPARISON_TERMINAL, ComparisonStatus
 
-__all__ = ["register", "watch"]
+__all__ = ["comparisons_app", "register", "watch"]
 
 VariantOption = Annotated[
     list[str] | None,
@@ -153,5 +156,25 @@ def compare(
     raise typer.Exit(0 if comp["status"] == ComparisonStatus.succeeded else 1)
 
 
+comparisons_app = typer.Typer(help="Delete comparisons.", no_args_is_help=True)
+
+
+@comparisons_app.command("delete")
+def delete_comparison(
+    ctx: typer.Context,
+    comparison: Annotated[str, typer.Argument(metavar="COMPARISON_ID", help="the comparison's id")],
+    yes: YesOption = False,
+    json_: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Delete an ended comparison with its child jobs and their files (cancel a running one first)."""
+    delete_after_confirm(
+        ctx, url, api_key, yes=yes, json_=json_, what="comparison", object_id=comparison,
+        holds="its child jobs, their checkpoints and artifacts", delete=SimtrainClient.delete_comparison,
+    )  # fmt: skip
+
+
 def register(app: typer.Typer) -> None:
     app.command()(compare)
+    app.add_typer(comparisons_app, name="comparisons")

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.connect import DEFAULT_URL, ApiKeyOption, JsonOption, UrlOption, connect
+from cli.deletion import YesOption, delete_after_confirm
 from cli.jobfields import (
     ClassesOption,
     DeviceOption,
@@ -199,20 +200,16 @@ def list_jobs(
 def delete_job(
     ctx: typer.Context,
     job: JobArgument,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    yes: YesOption = False,
     json_: JsonOption = False,
     url: UrlOption = DEFAULT_URL,
     api_key: ApiKeyOption = None,
 ) -> None:
     """Delete an ended job with its checkpoints and artifacts (cancel a running one first)."""
-    if not yes:
-        typer.confirm(f"Delete job {job} with its checkpoints and artifacts?", abort=True, err=True)
-    with connect(ctx, url, api_key) as client:
-        client.delete_job(job)
-    if json_:
-        print_json({"id": job, "deleted": True})
-    else:
-        line(f"job {job}: deleted")
+    delete_after_confirm(
+        ctx, url, api_key, yes=yes, json_=json_, what="job", object_id=job,
+        holds="its checkpoints and artifacts", delete=SimtrainClient.delete_job,
+    )  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

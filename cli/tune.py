@@ -11,9 +11,11 @@ table of trials until it ends, then print the best trial.
     simtrain tune ... --no-wait | --report report.html | --json
     simtrain tune ... --priority low --device cpu   # every trial job's place in the queue and worker
     simtrain tune ... --tracking-experiment lr --tracking-run-name digits-lr   # MLflow names
+    simtrain tuning delete STUDY_ID [--yes] [--json]   # an ended study, with its trial jobs
 
 Exit status: 0 when the study succeeded (a best trial), 1 otherwise (failed, cancelled, still running
-after --timeout, an error answer of the API).
+after --timeout, an error answer of the API). `tuning delete` asks before it deletes an ended study with
+its trial jobs, their files and its Optuna study (the question on stderr), unless `--yes`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cli.connect import DEFAULT_URL, ApiKeyOption, JsonOption, UrlOption, connect
+from cli.deletion import YesOption, delete_after_confirm
 from cli.jobfields import (
     ClassesOption,
     DeviceOption,
@@ -50,7 +53,7 @@ from cli.output import announce_created, err, error_line, line, out, print_json
 from core.client import SimtrainClient
 from core.tuning.status import TUNING_TERMINAL, TuningStatus
 
-__all__ = ["register", "study_head", "trials_table", "tune", "tuning_body"]
+__all__ = ["register", "study_head", "trials_table", "tune", "tuning_app", "tuning_body"]
 
 ParamOption = Annotated[
     list[str] | None,
@@ -235,5 +238,25 @@ def tune(
     raise typer.Exit(0 if study["status"] == TuningStatus.succeeded else 1)
 
 
+tuning_app = typer.Typer(help="Delete tuning studies.", no_args_is_help=True)
+
+
+@tuning_app.command("delete")
+def delete_study(
+    ctx: typer.Context,
+    study: Annotated[str, typer.Argument(metavar="STUDY_ID", help="the tuning study's id")],
+    yes: YesOption = False,
+    json_: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Delete an ended tuning study with its trial jobs and their files (cancel a running one first)."""
+    delete_after_confirm(
+        ctx, url, api_key, yes=yes, json_=json_, what="tuning study", object_id=study,
+        holds="its trial jobs, their checkpoints and artifacts", delete=SimtrainClient.delete_tuning,
+    )  # fmt: skip
+
+
 def register(app: typer.Typer) -> None:
     app.command()(tune)
+    app.add_typer(tuning_app, name="tuning")

@@ -2,6 +2,9 @@
 
     deleted = delete_job(session, storage, tenant_id, job_id)   # NotFound / Conflict, else a DeletedJob
 
+The pieces are shared with the deletion of a comparison or a tuning study with its jobs
+(`core.parent_delete`): `check_not_warm_start`, `delete_job_rows`, `delete_files`, `job_prefix`.
+
 Only a job in a terminal state (`core.status.JOB_TERMINAL`) may go; anything else is a Conflict that asks
 to cancel it first. A job another object still needs is a Conflict naming that object:
 
@@ -20,6 +23,7 @@ missing ones. Another tenant's job, or an unknown id, is NotFound.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +39,15 @@ from core.storage import Storage
 from core.tuning.status import TUNING_ACTIVE
 from core.tuning.triggers import study_of
 
-__all__ = ["DeletedJob", "check_deletable", "delete_job", "job_prefix"]
+__all__ = [
+    "DeletedJob",
+    "check_deletable",
+    "check_not_warm_start",
+    "delete_files",
+    "delete_job",
+    "delete_job_rows",
+    "job_prefix",
+]
 
 log = logging.getLogger("simtrain.jobs")
 
@@ -58,17 +70,29 @@ def delete_job(session: Session, storage: Storage, tenant_id: str, job_id: str) 
     job = jobstate.get_for_tenant(session, tenant_id, job_id)
     check_deletable(session, job)
     the_id = job.id  # read before the commit: the deleted row cannot be loaded again
-    res = session.execute(
-        delete(Job)
-        .where(Job.id == the_id, Job.tenant_id == tenant_id, Job.status.in_([s.value for s in JOB_TERMINAL]))
-        .execution_options(synchronize_session=False)
-    )
-    if res.rowcount != 1:  # deleted by a request at the same moment
+    if delete_job_rows(session, tenant_id, [the_id]) != 1:  # deleted by a request at the same moment
         session.rollback()
         raise NotFound(f"job {the_id!r} not found")
     session.expunge(job)
     session.commit()
-    return DeletedJob(the_id, _delete_files(storage, the_id))
+    return DeletedJob(the_id, delete_files(storage, the_id))
+
+
+def delete_job_rows(session: Session, tenant_id: str, job_ids: Collection[str]) -> int:
+    """Delete the tenant's ended jobs among `job_ids` (their events, epochs and artifact rows go with
+    them: `ON DELETE CASCADE`); how many rows went. Neither commits nor checks anything else."""
+    if not job_ids:
+        return 0
+    res = session.execute(
+        delete(Job)
+        .where(
+            Job.id.in_(list(job_ids)),
+            Job.tenant_id == tenant_id,
+            Job.status.in_([s.value for s in JOB_TERMINAL]),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return res.rowcount
 
 
 def check_deletable(session: Session, job: Job) -> None:
@@ -88,35 +112,37 @@ def check_deletable(session: Session, job: Job) -> None:
             f"job {job.id} is a trial of tuning study {study}, whose report needs it",
             details={"tuning_study_id": study},
         )
-    _check_not_warm_start(session, job)
+    check_not_warm_start(session, job.tenant_id, [job.id])
 
 
-def _check_not_warm_start(session: Session, job: Job) -> None:
+def check_not_warm_start(session: Session, tenant_id: str, job_ids: Collection[str]) -> None:
+    """Conflict naming the first queued, running or paused job of the tenant, or the first running tuning
+    study, that warm-starts (`model.init.from_job`) from one of `job_ids`."""
+    ids = set(job_ids)
+    if not ids:
+        return
     from_job = Job.spec["model"]["init"]["from_job"].as_string()
-    users = (
-        session.execute(
-            select(Job.id)
-            .where(Job.tenant_id == job.tenant_id, Job.status.in_(ACTIVE), from_job == job.id)
-            .order_by(Job.created_at, Job.id)
-            .limit(MAX_NAMED)
-        )
-        .scalars()
-        .all()
-    )
+    users = session.execute(
+        select(Job.id, from_job)
+        .where(Job.tenant_id == tenant_id, Job.status.in_(ACTIVE), from_job.in_(sorted(ids)))
+        .order_by(Job.created_at, Job.id)
+        .limit(MAX_NAMED)
+    ).all()
     if users:
         raise Conflict(
-            f"job {users[0]} warm-starts from job {job.id} (model.init.from_job); cancel it first",
-            details={"jobs": list(users)},
+            f"job {users[0][0]} warm-starts from job {users[0][1]} (model.init.from_job); cancel it first",
+            details={"jobs": [user for user, _ in users]},
         )
     studies = session.execute(
         select(TuningStudy.id, TuningStudy.spec).where(
-            TuningStudy.tenant_id == job.tenant_id, TuningStudy.status.in_(TUNING_ACTIVE)
+            TuningStudy.tenant_id == tenant_id, TuningStudy.status.in_(TUNING_ACTIVE)
         )
     ).all()
     for study_id, spec in studies:
-        if job.id in _study_warm_starts(spec):
+        sources = sorted(_study_warm_starts(spec) & ids)
+        if sources:
             raise Conflict(
-                f"tuning study {study_id} warm-starts its trials from job {job.id}; cancel it first",
+                f"tuning study {study_id} warm-starts its trials from job {sources[0]}; cancel it first",
                 details={"tuning_study_id": study_id},
             )
 
@@ -131,7 +157,9 @@ def _study_warm_starts(spec: dict[str, Any] | None) -> set[str]:
     return found
 
 
-def _delete_files(storage: Storage, job_id: str) -> int | None:
+def delete_files(storage: Storage, job_id: str) -> int | None:
+    """Delete every stored object under the job's prefix; how many, or None when that failed (logged:
+    the job's row is gone already, so they are orphan files)."""
     prefix = job_prefix(job_id)
     try:
         return storage.delete_prefix(prefix)

@@ -13,6 +13,8 @@ them to the cross-entropy baseline. The routes parse, call `core.compare.service
 - `GET /v1/comparisons`: newest first, keyset pages (`cursor`), optional `status`.
 - `POST /v1/comparisons/{id}/cancel`: cancels every child that has not ended.
 - `GET /v1/comparisons/{id}/report`: the report as a self-contained HTML page (`?download=1`: attachment).
+- `DELETE /v1/comparisons/{id}`: an ended comparison with its child jobs and their stored files
+  (`core.parent_delete`); 409 while it runs or while a job warm-starts from one of its children.
 
 Statuses (`core.status.ComparisonStatus`): `running`, `cancelling` (cancel requested, children still
 ending), then `succeeded` (every child succeeded), `partial` (some did), `failed` (none did) or
@@ -24,7 +26,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import HTMLResponse
 
 from api.deps import CurrentTenant, IdempotencyDep, SessionDep, SettingsDep, StorageDep
@@ -38,6 +40,7 @@ from core.compare import service
 from core.compare.spec import ComparisonCreate
 from core.db.models import Comparison, Job
 from core.errors import Conflict
+from core.parent_delete import delete_comparison as delete_ended_comparison
 from core.status import ComparisonStatus
 
 __all__ = ["comparison_public", "router"]
@@ -123,6 +126,24 @@ def cancel_comparison(
     comparison_id: str, session: SessionDep, storage: StorageDep, tenant: CurrentTenant
 ) -> ComparisonPublic:
     return comparison_public(*service.cancel(session, storage, tenant, comparison_id))
+
+
+@router.delete(
+    "/{comparison_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        409: {
+            "description": "the comparison has not ended (cancel it first), or a job or tuning study that "
+            "warm-starts from one of its child jobs still needs it (named)"
+        }
+    },
+)
+def delete_comparison(
+    comparison_id: str, session: SessionDep, storage: StorageDep, tenant: CurrentTenant
+) -> Response:
+    """Delete an ended comparison with its child jobs, their rows and their stored files."""
+    delete_ended_comparison(session, storage, tenant, comparison_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get(

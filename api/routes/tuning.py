@@ -13,6 +13,8 @@ task) asks, starts and tells the trials.
 - `POST /v1/tuning/{id}/cancel`: no new trials; the running ones' jobs are cancelled.
 - `GET /v1/tuning/{id}/report`: an offline HTML page: Optuna's optimisation history, intermediate values
   and parameter importances, the trials table (`?download=1`: attachment).
+- `DELETE /v1/tuning/{id}`: an ended study with its trial jobs, their stored files and its Optuna study
+  (`core.parent_delete`); 409 while it runs or while a job warm-starts from one of its trials.
 
 Another tenant's study is a 404.
 """
@@ -23,7 +25,7 @@ from datetime import datetime
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
@@ -34,6 +36,7 @@ from api.routes import API_PREFIX
 from api.session_route import SessionReleasingRoute
 from api.ui.render import render_tuning_report
 from core.db.models import TuningStudy
+from core.parent_delete import delete_study
 from core.tuning import service
 from core.tuning.report import study_report
 from core.tuning.spec import TuningCreate
@@ -171,6 +174,24 @@ def cancel_tuning(
     study_id: str, session: SessionDep, settings: SettingsDep, tenant: CurrentTenant
 ) -> TuningPublic:
     return tuning_public(session, service.cancel(session, settings, tenant, study_id))
+
+
+@router.delete(
+    "/{study_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        409: {
+            "description": "the study has not ended (cancel it first), or a job or tuning study that "
+            "warm-starts from one of its trial jobs still needs it (named)"
+        }
+    },
+)
+def delete_tuning(
+    study_id: str, session: SessionDep, settings: SettingsDep, storage: StorageDep, tenant: CurrentTenant
+) -> Response:
+    """Delete an ended study with its trial jobs, their rows and stored files, and its Optuna study."""
+    delete_study(session, storage, tenant, study_id, database_url=settings.database_url)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get(

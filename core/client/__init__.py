@@ -15,9 +15,9 @@ Resources: datasets (`upload_dataset`, `register_uri`, `wait_dataset`, `watch_da
 (`list_artifacts`, `download_artifact`), checkpoints (`list_checkpoints`, `download_checkpoint`),
 `predict` (feature rows), `predict_images` (PNG / JPEG files),
 comparisons (`create_comparison`, `list_comparisons`, `get_comparison`, `cancel_comparison`,
-`watch_comparison`, `wait_comparison`, `comparison_report`), tuning studies (`create_tuning`,
-`get_tuning`, `list_tuning`, `iter_tuning`, `cancel_tuning`, `watch_tuning`, `wait_tuning`,
-`tuning_report`), `similarity_preview` /
+`delete_comparison`, `watch_comparison`, `wait_comparison`, `comparison_report`), tuning studies
+(`create_tuning`, `get_tuning`, `list_tuning`, `iter_tuning`, `cancel_tuning`, `delete_tuning`,
+`watch_tuning`, `wait_tuning`, `tuning_report`), `similarity_preview` /
 `similarity_preview_png`, `health` / `ready`. Results are dicts typed by `core.client.types`.
 
 Every non-2xx answer raises an `ApiError` subclass (`ValidationError` 400/422, `AuthenticationError` 401,

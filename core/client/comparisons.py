@@ -8,6 +8,7 @@ the cross-entropy baseline.
         ...
     comp = client.wait_comparison(comp["id"], timeout=3600)        # TimeoutError when still running
     html = client.comparison_report(comp["id"])                    # the self-contained HTML report
+    client.delete_comparison(comp["id"])                           # once ended: with its child jobs
 
     # a sweep: every variant at every grid point (one or two axes), then the metric against the parameter
     comp = client.create_comparison(body, sweep=[sweep_axis("r", "similarity.reduction_factor", [0, 0.5])])
@@ -69,6 +70,11 @@ class ComparisonsMixin(BaseClient):
     def cancel_comparison(self, comparison_id: str) -> Comparison:
         """Cancel every child that has not ended (202); an ended comparison is a ConflictError."""
         return self._json("POST", f"/v1/comparisons/{seg(comparison_id)}/cancel")
+
+    def delete_comparison(self, comparison_id: str) -> None:
+        """Delete an ended comparison with its child jobs and their stored files (204). One that has not
+        ended, or whose child a warm-starting job still needs, is a ConflictError naming why."""
+        self._json("DELETE", f"/v1/comparisons/{seg(comparison_id)}")
 
     def watch_comparison(
         self, comparison_id: str, *, interval: float = 2.0, timeout: float | None = None

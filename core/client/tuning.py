@@ -9,6 +9,7 @@
     study = client.wait_tuning(study["id"], timeout=3600)         # TimeoutError when still running
     study["best_trial"]                                           # {number, params, value, job_id}
     html = client.tuning_report(study["id"])                      # Optuna's plots, one offline page
+    client.delete_tuning(study["id"])                             # once ended: with its trial jobs
 
 `create_tuning` always sends an Idempotency-Key (a new one unless given). Results are dicts with the
 fields of the API's `TuningPublic` / `TuningSummary` (`TuningStudy` / `TuningStudySummary` here).
@@ -55,6 +56,11 @@ class TuningMixin(BaseClient):
     def cancel_tuning(self, study_id: str) -> TuningStudy:
         """No new trials, the running ones cancelled (202); an ended study is a ConflictError."""
         return self._json("POST", f"/v1/tuning/{seg(study_id)}/cancel")
+
+    def delete_tuning(self, study_id: str) -> None:
+        """Delete an ended study with its trial jobs, their stored files and its Optuna study (204). One
+        that has not ended, or whose trial a warm-starting job still needs, is a ConflictError."""
+        self._json("DELETE", f"/v1/tuning/{seg(study_id)}")
 
     def watch_tuning(
         self, study_id: str, *, interval: float = 2.0, timeout: float | None = None
