@@ -10,29 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from deletion_testlib import TINY_JOB, assert_conflict, trained
 from sqlalchemy import func, select
 
 from core.db import jobs as jobstate
 from core.db.models import Job, JobArtifact, JobEpoch, JobEvent
 from core.job_delete import job_prefix
-
-TINY_JOB: dict[str, Any] = {
-    "dataset": "builtin:digits",
-    "classes": ["0", "1", "2"],
-    "loss": {"kind": "cross_entropy"},
-    "model": {"kind": "linear"},
-    "training": {"epochs": 2, "seed": 0, "batch_size": 128},
-}
-
-
-def trained(svc, key: str | None = None) -> str:
-    """Submit TINY_JOB and train it here, as a worker would: a succeeded job with epochs, checkpoints and
-    artifacts. Its id."""
-    from worker.runner import RunOutcome, run_job
-
-    job_id = svc.create_job(TINY_JOB, key=key)["id"]
-    assert run_job(job_id, settings=svc.settings, resend=lambda _id: None) == RunOutcome.succeeded
-    return job_id
 
 
 def rows(svc, job_id: str) -> dict[str, int]:
@@ -53,15 +36,6 @@ def rows(svc, job_id: str) -> dict[str, int]:
 
 def delete(svc, job_id: str, auth: dict | None = None):
     return svc.client.delete(f"/v1/jobs/{job_id}", headers=auth or svc.auth_a)
-
-
-def assert_conflict(r, *words: str) -> dict:
-    assert r.status_code == 409, r.text
-    error = r.json()["error"]
-    assert error["code"] == "conflict", error
-    for word in words:
-        assert word in error["message"], (word, error)
-    return error
 
 
 def test_an_ended_job_is_deleted_with_its_rows_and_files(service):

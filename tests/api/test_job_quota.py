@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from deletion_testlib import trained
 from sqlalchemy import func, select
 
 from core.checkpoint import job_checkpoints
@@ -27,15 +28,6 @@ TINY_JOB: dict[str, Any] = {
     "model": {"kind": "linear"},
     "training": {"epochs": 4, "seed": 0, "batch_size": 128, "keep_checkpoints": {"best": 1, "last": 1}},
 }
-
-
-def trained(svc, body: dict[str, Any] = TINY_JOB) -> str:
-    """Submit `body` for tenant A and train it here with the worker's own runner; the job's id."""
-    from worker.runner import RunOutcome, run_job
-
-    job_id = svc.create_job(body)["id"]
-    assert run_job(job_id, settings=svc.settings, resend=lambda _id: None) == RunOutcome.succeeded
-    return job_id
 
 
 def kept_checkpoint_bytes(svc, job_id: str) -> int:
@@ -81,7 +73,7 @@ def assert_quota_429(r, used_bytes: int, quota: int) -> None:
 
 def test_checkpoint_bytes_is_the_kept_checkpoints_sizes_after_training(embedded):
     svc = embedded
-    job_id = trained(svc)
+    job_id = trained(svc, TINY_JOB)
     listing = job_checkpoints(svc.storage, job_id).listing()
     assert 1 <= len(listing) < 4, listing  # four saved, the retention collected the rest
     column, artifacts = job_bytes(svc, job_id)
@@ -99,7 +91,7 @@ def test_a_jobs_files_count_until_it_is_deleted(service):
     second_b = upload(svc, csv_bytes(100), key_b)  # what the second upload stores (tenant B's copy)
     assert second_b.status_code == 201, second_b.text
     d1, d2 = first.json()["stored_bytes"], second_b.json()["stored_bytes"]
-    job_id = trained(svc)
+    job_id = trained(svc, TINY_JOB)
     column, artifacts = job_bytes(svc, job_id)
     assert column == kept_checkpoint_bytes(svc, job_id) > 0 and artifacts > 0
     files = column + artifacts
