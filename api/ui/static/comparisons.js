@@ -1,7 +1,9 @@
 /* simtrain console, comparisons: the list (/ui/comparisons) or, with #config comparison_id, one comparison
    (/ui/comparisons/{id}): status and progress (live until it ends), variants, child jobs (links to their
    job pages), cancel, and once it has ended its report (GET /v1/comparisons/{id}/report) in a frame and
-   as a download. Needs console.js and console_lists.js. Text only through textContent. */
+   as a download, and Delete (DELETE /v1/comparisons/{id}, with its child jobs and their files; polled
+   until it and every child have ended). Needs console.js and console_lists.js. Text only through
+   textContent. */
 "use strict";
 (function () {
   const S = window.simtrain, L = window.simtrainLists;
@@ -72,9 +74,17 @@
     await L.frameReport($("report-frame"), c.report_url);
   }
 
+  // deletable: it and every child job have ended
+  function ended(c) { return ENDED.has(c.status) && (c.children || []).every((ch) => S.TERMINAL.has(ch.status)); }
+
+  const remove = { ended, list: "/ui/comparisons",
+    ask: (c) => "Delete comparison " + c.id + " with its " + c.children.length + " child jobs and their files " +
+      "(metrics, events, checkpoints, artifacts)? This cannot be undone.",
+    done: (c) => "Deleted comparison " + c.id + " and its " + c.children.length + " child jobs." };
+
   function showOne() {
-    L.detailPage({ path: "/comparisons/" + encodeURIComponent(id), render, loaded: showReport,
-      active: (c) => !ENDED.has(c.status), download: (c) => [c.report_url + "?download=1", "comparison-" + c.id + ".html"] });
+    L.detailPage({ path: "/comparisons/" + encodeURIComponent(id), render, loaded: showReport, remove,
+      active: (c) => !ended(c), download: (c) => [c.report_url + "?download=1", "comparison-" + c.id + ".html"] });
   }
 
   if (id) showOne(); else showList();

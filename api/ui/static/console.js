@@ -13,7 +13,11 @@
    api() sends `Authorization: Bearer <key>`; a 401 forgets the key and goes to the sign-in page (unless
    opts.redirect401 === false); any other error status throws simtrain.ApiError with the API's message
    (`.status`, `.code`, `.body`). stream() reads Server-Sent Events over fetch (EventSource cannot send
-   the key). Also: el() builds elements (text only through textContent), fmtTime(), statusBadge(). */
+   the key). Also: el() builds elements (text only through textContent), fmtTime(), statusBadge().
+
+     simtrain.leaveNotice("Deleted job ID.")           // for the next page (sessionStorage simtrain.notice)
+     simtrain.showNotice(beforeEl, "jobs-notice")       // a list page: the notice left, once, as a
+                                                        // <p id=... role=status> before beforeEl (or null) */
 "use strict";
 (function () {
   const config = JSON.parse(document.getElementById("config").textContent);
@@ -161,6 +165,18 @@
     return el("span", { class: "badge status-" + status, text: status + (extra || "") });
   }
 
+  // a one-line notice one page leaves for the next (a deletion), shown once
+  const NOTICE = "simtrain.notice";
+  function leaveNotice(text) { sessionStorage.setItem(NOTICE, text); }
+  function showNotice(before, id) {
+    const text = sessionStorage.getItem(NOTICE);
+    if (!text) return null;
+    sessionStorage.removeItem(NOTICE);
+    const p = el("p", { id, role: "status", text });
+    before.before(p);
+    return p;
+  }
+
   // the nav: mark the current section, and "Sign out" forgets the key before it leaves
   function markNav() {
     for (const a of document.querySelectorAll(".topbar nav a")) {
@@ -176,6 +192,6 @@
 
   window.simtrain = Object.freeze({
     config, ApiError, apiKey, setApiKey, signOut, requireSignIn, api, request, download, stream, el,
-    fmtTime, statusBadge, TERMINAL: new Set(["succeeded", "failed", "cancelled"]),
+    fmtTime, statusBadge, leaveNotice, showNotice, TERMINAL: new Set(["succeeded", "failed", "cancelled"]),
   });
 })();

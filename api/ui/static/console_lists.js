@@ -4,14 +4,19 @@
                              active(item) -> bool})       // newest first, "More", live while any is active
      await simtrainLists.frameReport(frame, "/comparisons/ID/report")   // the offline report in a frame
      simtrainLists.detailPage({path: "/comparisons/ID", render(item), loaded(item), active(item) -> bool,
-                               download(item) -> [path, filename]})   // one item, polled while active
+                               download(item) -> [path, filename],    // one item, polled while active
+                               remove: {ended(item) -> bool, ask(item) -> text, done(item) -> text,
+                                        list: "/ui/comparisons"}})    // #delete, shown once ended
      simtrainLists.poll(load, isActive)                    // load() now, again every 2 s while isActive()
      simtrainLists.summary(dl, [[term, value], ...])       // a <dl> of text values
      simtrainLists.link(href, text)
 
    A report needs the API key, which a frame's own request cannot send: it is fetched, and the frame
-   loads it from a Blob (sandboxed: scripts run, at an opaque origin). Sets body[data-ready=1] after the
-   first load. */
+   loads it from a Blob (sandboxed: scripts run, at an opaque origin). A list page shows, once, the notice
+   a deleted item's page left (#list-notice, console.js showNotice). Delete is shown while remove.ended
+   (item): after a window.confirm(remove.ask(item)) it sends DELETE path, leaves remove.done(item) as the
+   notice and goes to remove.list; an error (409: still running, or a job warm-starts from one of its
+   jobs) shows in #item-message. Sets body[data-ready=1] after the first load. */
 "use strict";
 (function () {
   const S = window.simtrain;
@@ -37,6 +42,7 @@
   // a list page: the first page polled while any item is active; "More" appends the next pages
   function listPage(o) {
     const body = o.table.tBodies[0];
+    S.showNotice(o.message, "list-notice"); // left by a deleted item's page
     let items = [], cursor = null, extra = [];
     function render() {
       body.replaceChildren(...items.concat(extra).map(o.row));
@@ -59,12 +65,34 @@
     return poll(load, () => items.some(o.active));
   }
 
+  // #delete (shown while o.remove.ended(item)): confirm, DELETE o.path, then the list with a notice
+  function deleteButton(o, say) {
+    const b = document.getElementById("delete");
+    let item = null;
+    b.addEventListener("click", async () => {
+      if (!item || !window.confirm(o.remove.ask(item))) return;
+      b.disabled = true;
+      try {
+        await S.api(o.path, { method: "DELETE" });
+        S.leaveNotice(o.remove.done(item));
+        location.assign(o.remove.list);
+      } catch (e) {
+        say(e, "Could not delete it: ");
+        b.disabled = false;
+        b.focus();
+      }
+    });
+    return (shown) => { item = shown; b.hidden = !o.remove.ended(shown); };
+  }
+
   // one item's page: GET o.path now and every 2 s while o.active(item), then o.render(item) and
   // await o.loaded(item); a 404 shows #not-found, other errors #item-message. #cancel POSTs
   // o.path + "/cancel" and renders the answer; #download-report saves S.download(...o.download(item)).
   function detailPage(o) {
     const $ = (id) => document.getElementById(id);
-    const say = (e) => { $("item-message").textContent = e.message; };
+    const say = (e, prefix) => { $("item-message").textContent = (prefix || "") + e.message; $("item-message").className = "error"; };
+    const showDelete = deleteButton(o, say);
+    const show = (item) => { o.render(item); showDelete(item); };
     let current = null;
     async function load() {
       try {
@@ -74,11 +102,11 @@
         say(e);
         return;
       }
-      o.render(current);
+      show(current);
       await o.loaded(current);
     }
     $("cancel").addEventListener("click", async () => {
-      try { o.render(await S.api(o.path + "/cancel", { method: "POST" })); } catch (e) { say(e); }
+      try { show(await S.api(o.path + "/cancel", { method: "POST" })); } catch (e) { say(e); }
     });
     $("download-report").addEventListener("click", () => S.download(...o.download(current)).catch(say));
     return poll(load, () => current !== null && o.active(current));

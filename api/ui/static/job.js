@@ -248,7 +248,7 @@
     b.disabled = true;
     try {
       await api(P, { method: "DELETE" });
-      sessionStorage.setItem("simtrain.notice", "Deleted job " + ID + ".");
+      simtrain.leaveNotice("Deleted job " + ID + ".");
       location.assign("/ui/jobs");
     } catch (e) {
       say("Could not delete the job: " + e.message, true);

@@ -26,11 +26,7 @@
   search.value = params.get("q") || "";
 
   function say(text, bad) { line.textContent = text; line.className = bad ? "error" : "muted"; }
-  const notice = sessionStorage.getItem("simtrain.notice"); // left by the page before (a job deleted)
-  if (notice) {
-    sessionStorage.removeItem("simtrain.notice");
-    line.before(el("p", { id: "jobs-notice", role: "status", text: notice }));
-  }
+  simtrain.showNotice(line, "jobs-notice"); // left by the page before (a job deleted)
   function jobName(j) {
     const m = (j.spec && j.spec.metadata) || {};
     return m.name || m.variant || "";

@@ -1,8 +1,9 @@
 /* simtrain console, tuning studies: the list (/ui/tuning) or, with #config study_id, one study
    (/ui/tuning/{id}): status and progress (live until it ends), the best trial, every trial (with its job's
    page), cancel, and the study's report (GET /v1/tuning/{id}/report: Optuna's plots and the trials) in a
-   frame, loaded again when the study ends, and as a download. Needs console.js and console_lists.js.
-   Text only through textContent. */
+   frame, loaded again when the study ends, and as a download, and Delete (DELETE /v1/tuning/{id}, with its
+   trial jobs and their files; polled until it and every trial's job have ended). Needs console.js and
+   console_lists.js. Text only through textContent. */
 "use strict";
 (function () {
   const S = window.simtrain, L = window.simtrainLists;
@@ -80,9 +81,20 @@
     try { await showReport(s); } catch (e) { $("report-note").textContent = e.message; }
   }
 
+  // deletable: it and every trial's job have ended
+  function ended(s) {
+    return ENDED.has(s.status) && (s.trials || []).every((t) => !t.job_status || S.TERMINAL.has(t.job_status));
+  }
+  const jobs = (s) => (s.trials || []).filter((t) => t.job_id).length;
+
+  const remove = { ended, list: "/ui/tuning",
+    ask: (s) => "Delete tuning study " + s.id + " with its " + jobs(s) + " trial jobs and their files " +
+      "(metrics, events, checkpoints, artifacts)? This cannot be undone.",
+    done: (s) => "Deleted tuning study " + s.id + " and its " + jobs(s) + " trial jobs." };
+
   function showOne() {
     const path = "/tuning/" + encodeURIComponent(id);
-    L.detailPage({ path, render, loaded, active: (s) => !ENDED.has(s.status),
+    L.detailPage({ path, render, loaded, remove, active: (s) => !ended(s),
       download: () => [path + "/report?download=1", "tuning-" + id + ".html"] });
   }
 
