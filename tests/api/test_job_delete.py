@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deletion_testlib import TINY_JOB, assert_conflict, trained
+from deletion_testlib import TINY_JOB, assert_conflict, trained, tuning_body
 from sqlalchemy import func, select
 
 from core.db import jobs as jobstate
@@ -122,20 +122,6 @@ def test_a_comparison_child_is_409_naming_the_comparison(embedded):
         assert rows(svc, child)["jobs"] == 1
 
 
-def _tuning_body(**changes: Any) -> dict[str, Any]:
-    return {
-        "dataset": "builtin:digits",
-        "classes": ["0", "1", "2"],
-        "model": {"kind": "linear"},
-        "training": {"epochs": 1, "batch_size": 128},
-        "search_space": {"training.learning_rate": {"type": "float", "low": 1e-3, "high": 0.3, "log": True}},
-        "objective": {"metric": "accuracy", "direction": "maximize"},
-        "trials": 2,
-        "parallel": 1,
-        "seed": 3,
-    } | changes
-
-
 def _create_study(svc, body: dict[str, Any]) -> str:
     from core.tuning import service as tuning
     from core.tuning.spec import TuningCreate
@@ -151,7 +137,7 @@ def test_a_tuning_trial_and_a_running_studys_warm_start_are_409(embedded):
     from core.tuning import service as tuning
 
     svc = embedded
-    study = _create_study(svc, _tuning_body())
+    study = _create_study(svc, tuning_body(trials=2))
     with svc.sessionmaker() as s:
         driver.run_step(s, svc.settings, study, send=lambda _id: None)  # asks and creates the first trial
         tuning.cancel(s, svc.settings, svc.tenant_a, study)  # the trial job ends cancelled
@@ -163,7 +149,7 @@ def test_a_tuning_trial_and_a_running_studys_warm_start_are_409(embedded):
     assert rows(svc, trials[0].id)["jobs"] == 1
 
     source = trained(svc)
-    warm = _create_study(svc, _tuning_body(model={"kind": "linear", "init": {"from_job": source}}))
+    warm = _create_study(svc, tuning_body(trials=2, model={"kind": "linear", "init": {"from_job": source}}))
     error = assert_conflict(delete(svc, source), warm, "warm-starts")
     assert error["details"] == {"tuning_study_id": warm}
     with svc.sessionmaker() as s:

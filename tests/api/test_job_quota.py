@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deletion_testlib import trained
+from deletion_testlib import COMPARISON, trained, tuning_body
 from sqlalchemy import func, select
 
 from core.checkpoint import job_checkpoints
@@ -138,32 +138,13 @@ def test_checkpoint_bytes_is_written_by_the_lease_owner_only_and_a_failed_job_dr
     assert used(svc, svc.tenant_a) == 0  # a failed job's checkpoints are deleted when it fails
 
 
-COMPARISON: dict[str, Any] = {
-    "dataset": "builtin:digits",
-    "classes": ["0", "1", "2"],
-    "similarity": {"kind": "ordinal"},
-    "model": {"kind": "linear"},
-    "training": {"epochs": 1},
-    "variants": [{"name": "simloss", "loss": {"kind": "simloss"}}],
-}
-STUDY: dict[str, Any] = {
-    "dataset": "builtin:digits",
-    "model": {"kind": "linear"},
-    "training": {"epochs": 1, "batch_size": 128},
-    "search_space": {"training.learning_rate": {"type": "float", "low": 1e-4, "high": 0.3, "log": True}},
-    "objective": {"metric": "accuracy", "direction": "maximize"},
-    "trials": 2,
-    "parallel": 1,
-}
-
-
 def test_comparisons_and_tuning_studies_are_refused_while_the_quota_is_full(embedded):
     svc = embedded
     r = upload(svc, csv_bytes(0), svc.key_a)
     assert r.status_code == 201, r.text
     full = r.json()["stored_bytes"]
     svc.settings.max_stored_bytes_per_tenant = full  # tenant A's dataset fills it exactly
-    for path, body in (("/v1/comparisons", COMPARISON), ("/v1/tuning", STUDY)):
+    for path, body in (("/v1/comparisons", COMPARISON), ("/v1/tuning", tuning_body())):
         assert_quota_429(svc.client.post(path, json=body, headers=svc.auth_a), full, full)
         assert svc.client.get(path, headers=svc.auth_a).json()["items"] == []  # nothing was stored
         other = svc.client.post(path, json=body, headers=svc.auth_b)  # tenant B: its own usage (none)

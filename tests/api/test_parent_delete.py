@@ -12,37 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from deletion_testlib import assert_conflict
+from deletion_testlib import COMPARISON, assert_conflict, tuning_body
 from sqlalchemy import func, select
 
 from core.db import jobs as jobstate
 from core.db.models import Comparison, Job, JobEvent, TuningStudy
 from core.job_delete import job_prefix
-
-COMPARISON: dict[str, Any] = {
-    "dataset": "builtin:digits",
-    "classes": ["0", "1", "2"],
-    "similarity": {"kind": "ordinal"},
-    "model": {"kind": "linear"},
-    "training": {"epochs": 1, "batch_size": 128},
-    "variants": [{"name": "simloss", "loss": {"kind": "simloss"}}],
-    "seeds": 1,
-}
-
-
-def tuning_body(**changes: Any) -> dict[str, Any]:
-    return {
-        "dataset": "builtin:digits",
-        "classes": ["0", "1", "2"],
-        "model": {"kind": "linear"},
-        "training": {"epochs": 1, "batch_size": 128},
-        "search_space": {"training.learning_rate": {"type": "float", "low": 1e-3, "high": 0.3, "log": True}},
-        "objective": {"metric": "accuracy", "direction": "maximize"},
-        "trials": 1,
-        "parallel": 1,
-        "seed": 3,
-    } | changes
-
 
 # ------------------------------------------------------------------------------------------- helpers
 
