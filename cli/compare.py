@@ -26,7 +26,7 @@ import typer
 from rich.text import Text
 
 from cli.connect import DEFAULT_URL, ApiKeyOption, JsonOption, UrlOption, connect
-from cli.deletion import YesOption, delete_after_confirm
+from cli.deletion import delete_command
 from cli.jobfields import (
     ClassesOption,
     DeviceOption,
@@ -159,20 +159,15 @@ def compare(
 comparisons_app = typer.Typer(help="Delete comparisons.", no_args_is_help=True)
 
 
-@comparisons_app.command("delete")
-def delete_comparison(
-    ctx: typer.Context,
-    comparison: Annotated[str, typer.Argument(metavar="COMPARISON_ID", help="the comparison's id")],
-    yes: YesOption = False,
-    json_: JsonOption = False,
-    url: UrlOption = DEFAULT_URL,
-    api_key: ApiKeyOption = None,
-) -> None:
-    """Delete an ended comparison with its child jobs and their files (cancel a running one first)."""
-    delete_after_confirm(
-        ctx, url, api_key, yes=yes, json_=json_, what="comparison", object_id=comparison,
-        holds="its child jobs, their checkpoints and artifacts", delete=SimtrainClient.delete_comparison,
-    )  # fmt: skip
+comparisons_app.command("delete")(
+    delete_command(
+        "comparison",
+        "COMPARISON_ID",
+        "its child jobs, their checkpoints and artifacts",
+        SimtrainClient.delete_comparison,
+        "Delete an ended comparison with its child jobs and their files (cancel a running one first).",
+    )
+)
 
 
 def register(app: typer.Typer) -> None:

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.connect import DEFAULT_URL, ApiKeyOption, JsonOption, UrlOption, connect
-from cli.deletion import YesOption, delete_after_confirm
+from cli.deletion import delete_command
 from cli.jobfields import (
     ClassesOption,
     DeviceOption,
@@ -196,20 +196,15 @@ def list_jobs(
         line(f"more: --cursor {page['next_cursor']}", stderr=True)
 
 
-@jobs_app.command("delete")
-def delete_job(
-    ctx: typer.Context,
-    job: JobArgument,
-    yes: YesOption = False,
-    json_: JsonOption = False,
-    url: UrlOption = DEFAULT_URL,
-    api_key: ApiKeyOption = None,
-) -> None:
-    """Delete an ended job with its checkpoints and artifacts (cancel a running one first)."""
-    delete_after_confirm(
-        ctx, url, api_key, yes=yes, json_=json_, what="job", object_id=job,
-        holds="its checkpoints and artifacts", delete=SimtrainClient.delete_job,
-    )  # fmt: skip
+jobs_app.command("delete")(
+    delete_command(
+        "job",
+        "JOB",
+        "its checkpoints and artifacts",
+        SimtrainClient.delete_job,
+        "Delete an ended job with its checkpoints and artifacts (cancel a running one first).",
+    )
+)
 
 
 def register(app: typer.Typer) -> None:

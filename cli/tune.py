@@ -32,7 +32,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cli.connect import DEFAULT_URL, ApiKeyOption, JsonOption, UrlOption, connect
-from cli.deletion import YesOption, delete_after_confirm
+from cli.deletion import delete_command
 from cli.jobfields import (
     ClassesOption,
     DeviceOption,
@@ -241,20 +241,15 @@ def tune(
 tuning_app = typer.Typer(help="Delete tuning studies.", no_args_is_help=True)
 
 
-@tuning_app.command("delete")
-def delete_study(
-    ctx: typer.Context,
-    study: Annotated[str, typer.Argument(metavar="STUDY_ID", help="the tuning study's id")],
-    yes: YesOption = False,
-    json_: JsonOption = False,
-    url: UrlOption = DEFAULT_URL,
-    api_key: ApiKeyOption = None,
-) -> None:
-    """Delete an ended tuning study with its trial jobs and their files (cancel a running one first)."""
-    delete_after_confirm(
-        ctx, url, api_key, yes=yes, json_=json_, what="tuning study", object_id=study,
-        holds="its trial jobs, their checkpoints and artifacts", delete=SimtrainClient.delete_tuning,
-    )  # fmt: skip
+tuning_app.command("delete")(
+    delete_command(
+        "tuning study",
+        "STUDY_ID",
+        "its trial jobs, their checkpoints and artifacts",
+        SimtrainClient.delete_tuning,
+        "Delete an ended tuning study with its trial jobs and their files (cancel a running one first).",
+    )
+)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deletion_testlib import TINY_JOB, assert_conflict, trained, tuning_body
+from deletion_testlib import COMPARISON, TINY_JOB, assert_conflict, trained, tuning_body
 from sqlalchemy import func, select
 
 from core.db import jobs as jobstate
@@ -100,15 +100,7 @@ def test_the_source_of_a_queued_warm_start_is_409_naming_that_job(service):
 
 def test_a_comparison_child_is_409_naming_the_comparison(embedded):
     svc = embedded
-    body = {
-        "dataset": "builtin:digits",
-        "classes": ["0", "1", "2"],
-        "similarity": {"kind": "ordinal"},
-        "model": {"kind": "linear"},
-        "training": {"epochs": 1},
-        "variants": [{"name": "simloss", "loss": {"kind": "simloss"}}],
-    }
-    r = svc.client.post("/v1/comparisons", json=body, headers=svc.auth_a)
+    r = svc.client.post("/v1/comparisons", json=COMPARISON, headers=svc.auth_a)
     assert r.status_code == 201, r.text
     comparison = r.json()
     r = svc.client.post(f"/v1/comparisons/{comparison['id']}/cancel", headers=svc.auth_a)
