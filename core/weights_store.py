@@ -4,7 +4,6 @@
     row = store_weights(session, storage, settings, tenant_id, upload, name="resnet", classes=["a", "b"])
     row = get_weights_row(session, tenant_id, weights_id)         # NotFound, also for another tenant's id
     delete_weights(session, storage, tenant_id, weights_id)       # Conflict while an active job uses it
-    weights_stored_bytes(session, tenant_id)                      # what the tenant's uploads occupy
     check_init_source(session, tenant_id, spec.model.init, storage)  # at submission: SpecError(model.init.*)
     init = resolve_init(session, storage, tenant_id, {"from_job": JOB_ID})   # in the worker: InitWeights
     init = resolve_init(session, storage, tenant_id, {"from_job": JOB_ID, "checkpoint": 7})  # one checkpoint
@@ -38,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from core.db.jobs import ACTIVE
@@ -70,7 +69,6 @@ __all__ = [
     "resolve_init",
     "store_weights",
     "weights_key",
-    "weights_stored_bytes",
 ]
 
 CHUNK = 1 << 20
@@ -218,14 +216,6 @@ def store_weights(
         storage.delete(row.storage_key)
         raise
     return row
-
-
-def weights_stored_bytes(session: Session, tenant_id: str) -> int:
-    """The bytes the tenant's uploaded weights occupy (counted in the stored-bytes quota)."""
-    used = session.execute(
-        select(func.coalesce(func.sum(Weights.size_bytes), 0)).where(Weights.tenant_id == tenant_id)
-    ).scalar_one()
-    return int(used)
 
 
 def _check_quota(session: Session, settings: Settings, tenant_id: str, new_bytes: int) -> None:
